@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> EvalReport:
             ray.shutdown()
     print(
         f"evaluate: {report.num_shards} shards ({report.num_reused} reused), {report.num_scored_queries} query rows "
-        f"scored in {report.score_s:.1f}s, committed in {report.commit_s:.2f}s -> {cfg.out}"
+        f"workers ready in {report.start_s:.1f}s, scored in {report.score_s:.1f}s, "
+        f"committed in {report.commit_s:.2f}s -> {cfg.out}"
     )
     print(format_summary(report.summary))
     return report

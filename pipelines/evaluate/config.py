@@ -30,7 +30,7 @@ class EvaluateConfig:
     out: str = MISSING
     """Output folder (local path or URI): parts/, queries/, summary.parquet, config.yaml."""
     num_workers: int = 1
-    """Ray actors, each holding one model; shards are assigned to them round-robin."""
+    """Ray actors, each holding one model; each pulls the next shard when it is free."""
     use_gpu: bool = False
     """Give each worker one GPU (else CPU)."""
     cpus_per_worker: float = 1.0

@@ -1,7 +1,7 @@
 """The evaluation driver: checks the inputs, fans shards out to Ray actors, then commits the result tables.
 
-Shards are assigned to actors round-robin in data-selection order (deterministic); each actor scores its shards
-in order and writes one part per shard. Parts already in `out/parts` (same fingerprint) are reused, so a killed
+Each actor pulls the next shard of the data selection when it is free (see `score_pending`) and writes one part
+per shard. Parts already in `out/parts` (same fingerprint) are reused, so a killed
 run re-run with the same `out` scores only what is missing. Ray must already be initialised (jobs/_ray.py).
 """
 
@@ -16,7 +16,7 @@ import ray
 
 from pipelines.evaluate.config import EvaluateConfig
 from pipelines.evaluate.shards import check_schema_version, list_shards
-from pipelines.evaluate.tables import commit, finished_parts, prepare_parts, shard_id
+from pipelines.evaluate.tables import commit, finished_parts, prepare_parts, shard_id, warm_up
 from pipelines.evaluate.worker import EvalWorker, check_checkpoint
 
 
@@ -28,13 +28,15 @@ class EvalReport:
         summary: the committed summary table.
         shard_stats: one dict per shard scored by this call (see EvalWorker.score_shard).
         num_shards: shards in the data selection; num_reused: of them, taken from finished parts.
-        score_s: wall time of the scoring phase; commit_s: wall time of the commit.
+        start_s: wall time to start the actors and load their models (paid once per job);
+        score_s: wall time of the scoring phase (all actors ready to last part written); commit_s: of the commit.
     """
 
     summary: pd.DataFrame
     shard_stats: list[dict[str, Any]] = field(default_factory=list)
     num_shards: int = 0
     num_reused: int = 0
+    start_s: float = 0.0
     score_s: float = 0.0
     commit_s: float = 0.0
 
@@ -43,9 +45,28 @@ class EvalReport:
         return sum(s["rows"] for s in self.shard_stats)
 
 
-def assign_shards(pending: list[tuple[int, str]], num_workers: int) -> list[list[tuple[int, str]]]:
-    """Round-robin assignment of (index, url) shards to workers, in selection order."""
-    return [pending[w::num_workers] for w in range(num_workers)]
+def score_pending(actors: list[Any], pending: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Score the (index, url) shards of `pending` on `actors`, each actor pulling the next shard when it is free.
+
+    Pull-based dispatch keeps workers busy to the end when shards differ in cost (generation-mode shards are
+    slower than teacher-forced ones); which worker scores a shard never changes the committed tables, because
+    parts are keyed by shard and the commit sorts rows. Returns the per-shard stats in selection order.
+    """
+    queue = list(reversed(pending))
+    running: dict[Any, Any] = {}
+    for actor in actors:
+        if queue:
+            index, url = queue.pop()
+            running[actor.score_shard.remote(index, url)] = actor
+    stats: list[dict[str, Any]] = []
+    while running:
+        [ref], _ = ray.wait(list(running), num_returns=1)
+        actor = running.pop(ref)
+        stats.append(ray.get(ref))
+        if queue:
+            index, url = queue.pop()
+            running[actor.score_shard.remote(index, url)] = actor
+    return sorted(stats, key=lambda s: s["index"])
 
 
 def evaluate(cfg: EvaluateConfig, *, config_yaml: str) -> EvalReport:
@@ -62,16 +83,17 @@ def evaluate(cfg: EvaluateConfig, *, config_yaml: str) -> EvalReport:
     prepare_parts(cfg.out, cfg.fingerprint(urls))
     done = finished_parts(cfg.out)
     pending = [(i, u) for i, u in enumerate(urls) if shard_id(i, u) not in done]
-    started = time.perf_counter()
+    launched = started = time.perf_counter()
     stats: list[dict[str, Any]] = []
     if pending:
         num_workers = min(cfg.num_workers, len(pending))
         actor_cls = ray.remote(EvalWorker).options(num_cpus=cfg.cpus_per_worker, num_gpus=1 if cfg.use_gpu else 0)
         actors = [actor_cls.remote(cfg, worker=w, run_id=run_id) for w in range(num_workers)]
         try:
-            refs = [actors[w].score_shard.remote(i, u) for w, shards in enumerate(assign_shards(pending, num_workers))
-                    for i, u in shards]
-            stats = sorted(ray.get(refs), key=lambda s: s["index"])
+            warm_up()  # overlaps with the actors' model loading
+            ray.get([actor.ready.remote() for actor in actors])
+            started = time.perf_counter()
+            stats = score_pending(actors, pending)
         finally:
             for actor in actors:
                 ray.kill(actor)
@@ -82,6 +104,7 @@ def evaluate(cfg: EvaluateConfig, *, config_yaml: str) -> EvalReport:
         shard_stats=stats,
         num_shards=len(urls),
         num_reused=len(urls) - len(pending),
+        start_s=started - launched,
         score_s=scored - started,
         commit_s=time.perf_counter() - scored,
     )

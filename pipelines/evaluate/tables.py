@@ -16,14 +16,15 @@ exactly one part; the commit sorts rows deterministically, so 1 and N workers gi
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset
 import pyarrow.parquet as pq
 
 from pipelines import storage
@@ -116,13 +117,31 @@ def commit(out: str, shard_urls: list[str], *, config_yaml: str, run_id: str, ch
 
 
 def read_parts(uris: list[str]) -> pa.Table:
-    """The rows of several part files as one table (QUERY_SCHEMA), in the given order."""
+    """The rows of several part files as one table (QUERY_SCHEMA), in the given order.
+
+    Each part is read whole with `pq.ParquetFile` (no dataset discovery: the part list is already known), checked
+    against QUERY_SCHEMA, and the parts are concatenated without copying.
+    """
     if not uris:
         return QUERY_SCHEMA.empty_table()
     fs, _ = storage.filesystem(uris[0])
-    paths = [storage.filesystem(u)[1] for u in uris]
-    parts = pyarrow.dataset.dataset(paths, schema=QUERY_SCHEMA, format="parquet", filesystem=fs)
-    return validate_queries(parts.to_table())
+    parts = []
+    for uri in uris:
+        with fs.open(storage.filesystem(uri)[1], "rb") as source:
+            table = pq.ParquetFile(source).read(use_threads=False)
+        check_version(table.schema, name=f"result part {uri}")
+        parts.append(validate_queries(table))
+    return pa.concat_tables(parts)
+
+
+def warm_up() -> None:
+    """Initialise Arrow's Parquet reader and writer (lazy, tens of ms on first use) on an in-memory empty table.
+
+    The driver calls this while its actors load their models, so the commit does not pay it.
+    """
+    buf = io.BytesIO()
+    pq.write_table(QUERY_SCHEMA.empty_table(), buf)
+    pq.ParquetFile(pa.BufferReader(buf.getvalue())).read(use_threads=False)
 
 
 def summary_table(queries: pd.DataFrame, *, run_id: str, checkpoint: str) -> pa.Table:
@@ -133,14 +152,34 @@ def summary_table(queries: pd.DataFrame, *, run_id: str, checkpoint: str) -> pa.
     return validate_summary(pa.Table.from_pandas(summary, preserve_index=False).replace_schema_metadata(None))
 
 
+def partition_runs(queries: pa.Table) -> list[tuple[str, str, int, int]]:
+    """(dataset, split, offset, length) of each contiguous run of equal (dataset, split) in a sorted table."""
+    keys = list(zip(queries.column("dataset").to_pylist(), queries.column("split").to_pylist()))
+    runs: list[tuple[str, str, int, int]] = []
+    start = 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            runs.append((*keys[start], start, i - start))
+            start = i
+    return runs
+
+
 def write_queries(uri: str, queries: pa.Table) -> None:
-    """Write the queries dataset (hive-partitioned by dataset and split) to a temp folder, then rename it in."""
+    """Write the queries dataset, hive-partitioned by dataset and split, to a temp folder, then rename it in.
+
+    `queries` must be sorted by (dataset, split) first (SORT_KEYS): each partition is one contiguous slice, written
+    as `dataset=<d>/split=<s>/part-0.parquet` without the partition columns (they live in the path, URI-escaped as
+    pyarrow's hive partitioning expects).
+    """
     fs, path = storage.filesystem(uri)
     parent = path.rstrip("/").rsplit("/", 1)[0]
     tmp = f"{parent}/.tmp-queries-{uuid.uuid4().hex}"
-    pq.write_to_dataset(
-        queries, tmp, partition_cols=PARTITION_COLS, filesystem=fs, basename_template="part-{i}.parquet"
-    )
+    body = queries.drop_columns(PARTITION_COLS)
+    for dataset, split, offset, length in partition_runs(queries):
+        folder = f"{tmp}/dataset={quote(dataset, safe='')}/split={quote(split, safe='')}"
+        fs.makedirs(folder, exist_ok=True)
+        with fs.open(f"{folder}/part-0.parquet", "wb") as sink:
+            pq.write_table(body.slice(offset, length), sink)
     if fs.exists(path):
         old = f"{parent}/.old-queries-{uuid.uuid4().hex}"
         fs.mv(path, old, recursive=True)

@@ -86,6 +86,10 @@ class EvalWorker:
         # Arrow/Parquet initialise lazily (~0.4 s on first use); pay that once here, not inside the first part write.
         pq.write_table(rows_to_table([]), io.BytesIO())
 
+    def ready(self) -> int:
+        """Returns this worker's index once its model is loaded (the driver waits on it before dispatching)."""
+        return self.worker
+
     def score_shard(self, index: int, url: str) -> dict[str, Any]:
         """Score shard `url` (index `index` in the data selection) and write its part.
 

@@ -128,3 +128,38 @@ def test_baseline_for_shards_covers_every_query(tmp_path):
     assert len(queries) == 6 and set(queries["mode"]) == {"generate"}
     assert summary["n"].sum() == 6
     assert set(summary["query_type"]) == {"colour", "false_premise"}
+
+
+def test_partitions_round_trip_several_datasets_and_escaped_split_names(tmp_path):
+    out = str(tmp_path / "out")
+    samples = [make_eval_sample(0, dataset="refcoco"), make_eval_sample(1, dataset="refcoco+"),
+               make_eval_sample(2, dataset="refcoco", split="test A/B")]  # needs escaping in a hive path
+    rows = [r for i, s in enumerate(samples) for r in _rows(s, f"{i}.tar")]
+    for i, s in enumerate(samples):
+        tables.write_part(out, 0, i, f"{i}.tar", _rows(s, f"{i}.tar"))
+    tables.commit(out, [f"{i}.tar" for i in range(3)], config_yaml="", run_id="r", checkpoint="c")
+    queries = tables.read_queries(f"{out}/queries")
+    assert len(queries) == len(rows)
+    assert sorted(set(zip(queries["dataset"], queries["split"]))) == [
+        ("refcoco", "test A/B"), ("refcoco", "val"), ("refcoco+", "val")]
+    assert list(zip(queries["dataset"], queries["split"], queries["query_id"])) == sorted(
+        (r["dataset"], r["split"], r["query_id"]) for r in rows)
+
+
+def test_partition_runs_are_contiguous_slices():
+    import pyarrow as pa
+    table = pa.table({"dataset": ["a", "a", "b", "b", "b"], "split": ["x", "y", "y", "y", "z"]})
+    assert tables.partition_runs(table) == [("a", "x", 0, 1), ("a", "y", 1, 1), ("b", "y", 2, 2), ("b", "z", 4, 1)]
+    assert tables.partition_runs(table.slice(0, 0)) == []
+
+
+def test_a_part_of_another_schema_version_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    out = str(tmp_path / "out")
+    uri = tables.write_part(out, 0, 0, "x.tar", _rows(make_eval_sample(0, dataset="refcoco"), "x.tar"))
+    table = pq.read_table(uri)
+    pq.write_table(table.replace_schema_metadata({b"schema_version": b"0"}), uri)
+    with pytest.raises(ValueError, match=r"result part .*part-w000.*schema_version 0"):
+        tables.commit(out, ["x.tar"], config_yaml="", run_id="r", checkpoint="c")
+    assert isinstance(tables.read_parts([]), pa.Table)
