@@ -11,8 +11,9 @@ from omegaconf.errors import OmegaConfBaseException
 T = TypeVar("T")
 
 
-def load_config(schema: type[T], argv: list[str] | None) -> T:
-    """Merge `schema`'s typed defaults with `--config FILE.yaml` files and `key=value` overrides.
+def load_config(schema: type[T], argv: list[str] | None, *, base: dict | None = None) -> T:
+    """Merge `schema`'s typed defaults, `base` (defaults a job derives, e.g. from a checkpoint), `--config FILE.yaml`
+    files and `key=value` overrides, later layers winning.
 
     Returns a real dataclass instance (its `__post_init__` validation has run). Exits with status 2 and a message
     naming the key on bad input, so a typo never starts a cluster job.
@@ -33,7 +34,10 @@ def load_config(schema: type[T], argv: list[str] | None) -> T:
             raise SystemExit(f"unexpected argument {arg!r}: use key=value overrides or --config FILE.yaml")
     try:
         merged = OmegaConf.merge(
-            OmegaConf.structured(schema), *[OmegaConf.load(f) for f in files], OmegaConf.from_dotlist(overrides)
+            OmegaConf.structured(schema),
+            OmegaConf.create(base or {}),
+            *[OmegaConf.load(f) for f in files],
+            OmegaConf.from_dotlist(overrides),
         )
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except FileNotFoundError as err:

@@ -3,6 +3,9 @@
     python -m jobs.evaluate checkpoint=<export dir or ''> model.preset=tiny data=[<shard dir>,...] out=<dir> \
         num_workers=N
     python -m jobs.evaluate --config <out>/config.yaml out=<new dir> num_workers=2     # reproduces an evaluation
+
+With an export checkpoint, model.preset and the runtime settings (SasP num_points/t_pos/t_neg/down_sample, [SEG]
+position, dtype) default to those the export was trained with; model.<key>=... still overrides them.
     ray job submit --working-dir . -- python -m jobs.evaluate ...                      # on a cluster
 
 Writes <out>/queries/ (Parquet, partitioned by dataset and split), <out>/summary.parquet and <out>/config.yaml.
@@ -16,13 +19,20 @@ import ray
 
 from jobs._config import config_yaml, load_config
 from jobs._ray import init_ray
-from pipelines.evaluate.config import EvaluateConfig
+from pipelines.evaluate.config import EvaluateConfig, export_model_defaults
 from pipelines.evaluate.driver import EvalReport, evaluate
 from pipelines.results import format_summary
 
 
+def load_evaluate_config(argv: list[str]) -> EvaluateConfig:
+    """The job's config; with an export checkpoint, model.* defaults to what the export was trained with."""
+    cfg = load_config(EvaluateConfig, argv)
+    trained = export_model_defaults(cfg.checkpoint)
+    return load_config(EvaluateConfig, argv, base={"model": trained}) if trained else cfg
+
+
 def main(argv: list[str] | None = None) -> EvalReport:
-    cfg = load_config(EvaluateConfig, sys.argv[1:] if argv is None else argv)
+    cfg = load_evaluate_config(sys.argv[1:] if argv is None else argv)
     started = init_ray(cfg.ray_address)
     try:
         report = evaluate(cfg, config_yaml=config_yaml(cfg))

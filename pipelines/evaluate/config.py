@@ -5,15 +5,30 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omegaconf import MISSING
 
 from model.config import ReadModelConfig
+from model.export import CONFIG_FILE, is_export_dir
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 
 MODES = ("auto", TEACHER_FORCED, GENERATE)
+
+EXPORT_DEFAULT_KEYS = ("preset", "seg_hidden_position", "num_points", "t_pos", "t_neg", "down_sample", "dtype")
+"""model.* settings an evaluation takes from the export it evaluates unless the user sets them."""
+
+
+def export_model_defaults(checkpoint: str) -> dict[str, Any]:
+    """{key: value} of EXPORT_DEFAULT_KEYS as the export at `checkpoint` was trained with; {} when `checkpoint` is
+    empty or not an export folder (the job then reports that itself)."""
+    if not checkpoint or not is_export_dir(checkpoint):
+        return {}
+    meta = json.loads(pathlib.Path(checkpoint, CONFIG_FILE).read_text())
+    trained = meta.get("read_config", {})
+    return {key: trained[key] for key in EXPORT_DEFAULT_KEYS if key in trained}
 
 
 @dataclass(kw_only=True)
@@ -24,7 +39,8 @@ class EvaluateConfig:
     """Our export folder (model.build.save_export). Empty: build `model` as configured (random init for tiny, or
     the released weights named by model.llava_path / sam_checkpoint / read_checkpoint)."""
     model: ReadModelConfig = field(default_factory=ReadModelConfig)
-    """Model preset and weights; an export's preset must equal model.preset."""
+    """Model preset and weights; an export's preset must equal model.preset. With an export `checkpoint`, the
+    preset and runtime settings (SasP, [SEG] position, dtype) default to the export's (`export_model_defaults`)."""
     data: list[str] = MISSING
     """Shard folders (searched recursively for *.tar) or .tar files, e.g. [runs/shards/refcoco/val]."""
     out: str = MISSING

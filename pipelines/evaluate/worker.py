@@ -6,8 +6,6 @@ A plain class, so it runs in-process in tests and as a Ray actor (`ray.remote(Ev
 from __future__ import annotations
 
 import io
-import json
-import pathlib
 import time
 from typing import Any
 
@@ -16,7 +14,7 @@ import torch
 
 from model.build import build_read, load_export
 from model.export import CONFIG_FILE, is_export_dir
-from pipelines.evaluate.config import EvaluateConfig
+from pipelines.evaluate.config import EvaluateConfig, export_model_defaults
 from pipelines.evaluate.predict import Evaluator
 from pipelines.evaluate.rows import RunInfo
 from pipelines.evaluate.shards import read_shard
@@ -33,8 +31,7 @@ def exported_preset(checkpoint: str) -> str:
             f"checkpoint={checkpoint!r} is not a READ export folder (no {CONFIG_FILE}); pass a folder written by "
             "jobs.train's export, or checkpoint='' with model.read_checkpoint=<released checkpoint>"
         )
-    meta = json.loads(pathlib.Path(checkpoint, CONFIG_FILE).read_text())
-    return str(meta.get("read_config", {}).get("preset", "?"))
+    return str(export_model_defaults(checkpoint).get("preset", "?"))
 
 
 def check_checkpoint(cfg: EvaluateConfig) -> None:

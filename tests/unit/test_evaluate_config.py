@@ -1,0 +1,43 @@
+"""jobs.evaluate's config: an export's trained model settings are the defaults, the user's settings win."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jobs.evaluate import load_evaluate_config
+from model.export import CONFIG_FILE
+from pipelines.evaluate.config import export_model_defaults
+
+
+@pytest.fixture
+def export_folder(tmp_path):
+    """A folder that looks like an export to the config layer (its read_config.json only; no weights)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    trained = {"preset": "tiny", "num_points": 12, "down_sample": 1, "t_pos": 0.7, "ce_weight": 3.0}
+    (folder / CONFIG_FILE).write_text(json.dumps({"read_config": trained}))
+    return folder
+
+
+def test_export_settings_become_the_evaluation_defaults(export_folder):
+    cfg = load_evaluate_config([f"checkpoint={export_folder}", "data=[d]", "out=o"])
+    assert (cfg.model.num_points, cfg.model.down_sample, cfg.model.t_pos) == (12, 1, 0.7)
+    assert cfg.model.ce_weight == 1.0  # a training-only setting is not taken over
+    assert export_model_defaults(str(export_folder)) == {"preset": "tiny", "num_points": 12, "down_sample": 1,
+                                                         "t_pos": 0.7}
+
+
+def test_user_settings_win_over_the_export(export_folder, tmp_path):
+    yaml = tmp_path / "eval.yaml"
+    yaml.write_text("model:\n  t_pos: 0.9\n")
+    cfg = load_evaluate_config([f"checkpoint={export_folder}", "--config", str(yaml), "model.num_points=5",
+                                "data=[d]", "out=o"])
+    assert (cfg.model.num_points, cfg.model.down_sample, cfg.model.t_pos) == (5, 1, 0.9)
+
+
+def test_without_an_export_the_schema_defaults_apply(tmp_path):
+    cfg = load_evaluate_config(["data=[d]", "out=o"])
+    assert (cfg.model.num_points, cfg.model.down_sample) == (30, 2)
+    assert export_model_defaults(str(tmp_path)) == {}
