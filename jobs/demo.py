@@ -24,7 +24,7 @@ from pipelines.demo_config import DemoConfig
 from pipelines.demo_report import (ciou_ratio, format_curve, format_side_by_side, grounding_reached, learning_curve,
                                    per_query_type, side_by_side, with_summary_columns)
 from pipelines.evaluate.baseline import BASELINE_CHECKPOINT, baseline_for_shards
-from pipelines.results import load
+from pipelines.results import load, query_sensitivity
 from pipelines.train.config import TrainConfig
 
 
@@ -136,6 +136,12 @@ def _compare(cfg: DemoConfig, out: str, baseline: pd.DataFrame, untrained: str, 
     table = side_by_side(tables)
     print("\n[demo] all-objects baseline vs untrained vs trained, per query type (metrics in %):")
     print(format_side_by_side(table))
+    sensitivity = pd.concat([query_sensitivity(load(folder)[1]).assign(model=name)
+                             for name, folder in (("untrained", untrained), ("trained", trained))], ignore_index=True)
+    storage.atomic_write_parquet(storage.join(out, "query_sensitivity.parquet"), pa.Table.from_pandas(sensitivity))
+    print("[demo] same-mask IoU between the predictions for different queries of one image (1.0: the text is "
+          "ignored, objectness only; lower: the mask follows the query):")
+    print(sensitivity.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     ratio = ciou_ratio(tables["trained"], tables["untrained"], dataset=cfg.goal_dataset, split=cfg.goal_split)
     verdict = "reached" if ratio >= cfg.goal_ciou_ratio else "NOT reached"
     print(f"[demo] {cfg.goal_dataset}/{cfg.goal_split}: trained cIoU = {ratio:.1f}x untrained "

@@ -5,13 +5,18 @@
     queries.groupby(["dataset", "subset"])[["intersection", "union"]].sum()   # per-subset cIoU parts
     pd.crosstab(queries.gt_present, queries.pred_present)                 # false-premise confusion
     compare("runs/eval-a", "runs/eval-b")                                 # per-metric deltas
+    query_sensitivity(queries)                                            # does the prediction follow the text?
 """
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pandas as pd
 
 from pipelines import storage
+from pipelines.evaluate.metrics import decode_rle
 from pipelines.evaluate.tables import read_queries, read_summary
 
 KEYS = ["dataset", "split", "subset"]
@@ -47,6 +52,28 @@ def compare(out_a: str, out_b: str) -> pd.DataFrame:
         merged[f"{metric}_delta"] = merged[f"{metric}_b"].astype(float) - merged[f"{metric}_a"].astype(float)
         columns += [f"{metric}_a", f"{metric}_b", f"{metric}_delta"]
     return merged[columns].sort_values(KEYS).reset_index(drop=True)
+
+
+def query_sensitivity(queries: pd.DataFrame) -> pd.DataFrame:
+    """How much the predicted mask changes with the query text, per (dataset, split).
+
+    For every image with two or more scored queries whose object is present, the IoU between the predicted masks of
+    each pair of its queries. A model that ignores the text (objectness only) predicts the same mask for every query
+    of an image: `same_mask_iou` near 1. A grounded model scores about the share of query pairs that name the same
+    object. Returns columns dataset, split, pairs, same_mask_iou (mean pairwise IoU; NaN without pairs).
+    """
+    rows = []
+    scored = queries[queries["gt_present"] & (queries["error"] == "")]
+    for (dataset, split), group in scored.groupby(["dataset", "split"], sort=True):
+        ious = []
+        for _, image in group.groupby("sample_key", sort=False):
+            masks = [decode_rle(text).astype(bool) for text in image["pred_mask_rle"]]
+            for a, b in itertools.combinations(masks, 2):
+                union = np.logical_or(a, b).sum()
+                ious.append(np.logical_and(a, b).sum() / union if union else 1.0)
+        rows.append({"dataset": dataset, "split": split, "pairs": len(ious),
+                     "same_mask_iou": float(np.mean(ious)) if ious else float("nan")})
+    return pd.DataFrame(rows, columns=["dataset", "split", "pairs", "same_mask_iou"])
 
 
 def format_summary(summary: pd.DataFrame) -> str:

@@ -70,6 +70,14 @@ def test_tables_compare_baseline_untrained_and_trained_per_query_type(demo_out):
     assert fp["see_baseline"].iloc[0] == 0.0
 
 
+def test_query_sensitivity_is_saved_for_untrained_and_trained(demo_out):
+    out, _ = demo_out
+    sensitivity = pd.read_parquet(out / "query_sensitivity.parquet")
+    refcoco = sensitivity[sensitivity["dataset"] == "refcoco"].set_index("model")
+    assert set(refcoco.index) == {"untrained", "trained"}
+    assert ((refcoco["pairs"] > 0) & refcoco["same_mask_iou"].between(0, 1)).all()
+
+
 def test_baselines_parquet_has_the_summary_columns(demo_out):
     out, _ = demo_out
     baselines = pd.read_parquet(out / "baselines.parquet")
