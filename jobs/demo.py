@@ -127,8 +127,8 @@ def _curve(cfg: DemoConfig, out: str, stages: list[int], final: str) -> None:
 
 def _compare(cfg: DemoConfig, out: str, baseline: pd.DataFrame, untrained: str, trained: str) -> pd.DataFrame:
     """Baseline, untrained and trained per query type: printed, and saved as Parquet for pandas."""
-    tables = {"baseline": baseline, "untrained": per_query_type(load(untrained)[1]),
-              "trained": per_query_type(load(trained)[1])}
+    queries = {"untrained": load(untrained)[1], "trained": load(trained)[1]}
+    tables = {"baseline": baseline, **{name: per_query_type(rows) for name, rows in queries.items()}}
     baselines = with_summary_columns(tables["baseline"], run_id="baseline", checkpoint=BASELINE_CHECKPOINT)
     storage.atomic_write_parquet(storage.join(out, "baselines.parquet"), pa.Table.from_pandas(baselines))
     long = pd.concat([t.assign(model=name) for name, t in tables.items()], ignore_index=True)
@@ -136,8 +136,8 @@ def _compare(cfg: DemoConfig, out: str, baseline: pd.DataFrame, untrained: str, 
     table = side_by_side(tables)
     print("\n[demo] all-objects baseline vs untrained vs trained, per query type (metrics in %):")
     print(format_side_by_side(table))
-    sensitivity = pd.concat([query_sensitivity(load(folder)[1]).assign(model=name)
-                             for name, folder in (("untrained", untrained), ("trained", trained))], ignore_index=True)
+    sensitivity = pd.concat([query_sensitivity(rows).assign(model=name) for name, rows in queries.items()],
+                            ignore_index=True)
     storage.atomic_write_parquet(storage.join(out, "query_sensitivity.parquet"), pa.Table.from_pandas(sensitivity))
     print("[demo] same-mask IoU between the predictions for different queries of one image (1.0: the text is "
           "ignored, objectness only; lower: the mask follows the query):")

@@ -54,18 +54,20 @@ def score_pending(actors: list[Any], pending: list[tuple[int, str]]) -> list[dic
     """
     queue = list(reversed(pending))
     running: dict[Any, Any] = {}
-    for actor in actors:
+
+    def give_next(actor: Any) -> None:
         if queue:
             index, url = queue.pop()
             running[actor.score_shard.remote(index, url)] = actor
+
+    for actor in actors:
+        give_next(actor)
     stats: list[dict[str, Any]] = []
     while running:
         [ref], _ = ray.wait(list(running), num_returns=1)
         actor = running.pop(ref)
         stats.append(ray.get(ref))
-        if queue:
-            index, url = queue.pop()
-            running[actor.score_shard.remote(index, url)] = actor
+        give_next(actor)
     return sorted(stats, key=lambda s: s["index"])
 
 
