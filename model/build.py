@@ -41,7 +41,8 @@ def build_read(cfg: ReadModelConfig, *, device: str | torch.device = "cpu") -> t
     shape = sam_shape(cfg)
     with construction(device, dtype):
         sam = build_sam(shape)
-        projector = SegPromptProjector(llm_dim=llava.config.text_config.hidden_size, prompt_dim=shape.prompt_dim)
+        projector = SegPromptProjector(llm_dim=llava.config.text_config.hidden_size, prompt_dim=shape.prompt_dim,
+                                       init_gain=cfg.projector_init_gain)
     if cfg.sam_checkpoint:
         load_sam_checkpoint(sam, cfg.sam_checkpoint)
     model = READ(

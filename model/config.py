@@ -7,6 +7,8 @@ from dataclasses import dataclass
 PRESETS = ("tiny", "read-7b", "read-13b")
 SEG_HIDDEN_POSITIONS = ("before", "token")
 DTYPES = ("float32", "bfloat16")
+ANSWER_STYLES = ("plain", "echo")
+"""plain: READ's answers; echo: short queries are named before their [SEG] (pipelines.data.templates)."""
 
 
 @dataclass(kw_only=True)
@@ -33,6 +35,10 @@ class ReadModelConfig:
     """SasP: cells in [0, t_neg] become negative points."""
     down_sample: int = 2
     """SasP: the patch-grid similarity map is downsampled by this factor before selecting cells (READ-13B used 1)."""
+    answer_style: str = "plain"
+    """Answers the model is trained and evaluated with: plain (READ: "Sure, it is [SEG].") | echo (a short query is
+    named right before its [SEG]: "Sure, the red circle [SEG]."; the tiny grounding demo). Read by the loader and the
+    evaluation prompt, saved with exports."""
     ce_weight: float = 1.0
     """Weight of the next-token cross-entropy."""
     bce_weight: float = 2.0
@@ -49,6 +55,9 @@ class ReadModelConfig:
     """Random-init builds only: LLM hidden size (0: preset value; tiny 128)."""
     llm_num_layers: int = 0
     """Random-init builds only: LLM decoder layers (0: preset value; tiny 2)."""
+    projector_init_gain: float = 1.0
+    """Random-init builds only: the [SEG] projector's last layer is initialised this many times larger than
+    nn.Linear's default, so the [SEG] prompt starts at the scale of SAM's point embeddings (tiny grounding demo: 10)."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -65,6 +74,10 @@ class ReadModelConfig:
             raise ValueError(f"model.t_neg/t_pos must satisfy 0 <= t_neg < t_pos <= 1, got {self.t_neg}/{self.t_pos}")
         if self.down_sample <= 0:
             raise ValueError(f"model.down_sample must be > 0, got {self.down_sample}")
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"model.answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
+        if self.projector_init_gain <= 0:
+            raise ValueError(f"model.projector_init_gain must be > 0, got {self.projector_init_gain}")
         for key in ("ce_weight", "bce_weight", "dice_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")

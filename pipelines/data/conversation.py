@@ -78,36 +78,54 @@ def eval_question(text: str, *, is_sentence: bool) -> str:
     return templates.EVAL_SHORT_QUESTION.format(class_name=text)
 
 
-def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool) -> str:
+def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style: str = "plain") -> str:
     """Evaluation prompt with the fixed templates.
 
     Args:
         text: the query text; is_sentence: long (sentence) template when True.
         with_answer: True -> teacher-forced prompt holding the fixed answer with one [SEG];
             False -> generation prompt ending at "ASSISTANT:".
+        answer_style: the style the model was trained with (templates.ANSWER_STYLES); "echo" names a short query
+            in the teacher-forced answer.
     """
     question = eval_question(text, is_sentence=is_sentence)
-    return build_prompt([(question, templates.EVAL_ANSWER if with_answer else None)])
+    if not with_answer:
+        return build_prompt([(question, None)])
+    _check_answer_style(answer_style)
+    echo = answer_style == "echo" and not is_sentence
+    answer = templates.EVAL_ECHO_ANSWER.format(class_name=text) if echo else templates.EVAL_ANSWER
+    return build_prompt([(question, answer)])
 
 
-def build_conversations(sample: ShardSample, *, rng: random.Random, num_classes_per_sample: int) -> list[Conversation]:
+def _check_answer_style(answer_style: str) -> None:
+    if answer_style not in templates.ANSWER_STYLES:
+        raise ValueError(f"answer_style must be one of {templates.ANSWER_STYLES}, got {answer_style!r}")
+
+
+def build_conversations(
+    sample: ShardSample, *, rng: random.Random, num_classes_per_sample: int, answer_style: str = "plain"
+) -> list[Conversation]:
     """Training conversations for one shard sample (all on its image).
 
     VQA samples (with a `conversation`) give their conversation as is (multi-turn, no masks). Otherwise up to
     `num_classes_per_sample` queries are drawn without replacement and each becomes one single-turn conversation:
     a true query -> answer with one [SEG] and its mask; an absent object (exists False, no gt_sent) -> denial;
     a false premise (exists False, gt_sent set) -> correction. Denials and corrections carry no [SEG] and no mask.
+    `answer_style` "echo" answers a true short query by naming it before its [SEG] (templates.ECHO_ANSWERS).
     """
     meta = {"dataset": sample.dataset, "key": sample.key}
     if sample.conversation is not None:
         return [Conversation(turns=vqa_turns(sample), kind="vqa", meta={**meta, "query_type": "vqa"})]
     if num_classes_per_sample <= 0:
         raise ValueError(f"num_classes_per_sample must be > 0, got {num_classes_per_sample}")
+    _check_answer_style(answer_style)
     picked = rng.sample(sample.queries, k=min(num_classes_per_sample, len(sample.queries)))
-    return [query_conversation(q, rng=rng, meta=meta) for q in picked]
+    return [query_conversation(q, rng=rng, meta=meta, answer_style=answer_style) for q in picked]
 
 
-def query_conversation(query: Query, *, rng: random.Random, meta: dict[str, Any]) -> Conversation:
+def query_conversation(
+    query: Query, *, rng: random.Random, meta: dict[str, Any], answer_style: str = "plain"
+) -> Conversation:
     """One single-turn training conversation for one query (random templates from `rng`)."""
     if query.is_sentence:
         question = rng.choice(templates.LONG_QUESTIONS).format(sent=query.text)
@@ -115,10 +133,15 @@ def query_conversation(query: Query, *, rng: random.Random, meta: dict[str, Any]
         question = rng.choice(templates.SHORT_QUESTIONS).format(class_name=query.text)
     info = {**meta, "query_type": query.query_type}
     if query.exists:
-        answers = templates.LONG_ANSWERS if query.is_sentence else templates.SHORT_ANSWERS
         assert query.mask is not None, f"query {query.query_id} exists without a mask"  # schemas.sample.validate
+        if query.is_sentence:
+            answer = rng.choice(templates.LONG_ANSWERS)
+        elif answer_style == "echo":
+            answer = rng.choice(templates.ECHO_ANSWERS).format(class_name=query.text)
+        else:
+            answer = rng.choice(templates.SHORT_ANSWERS)
         return Conversation(
-            turns=[(question, rng.choice(answers))], masks=[query.mask], query_ids=[query.query_id], kind="seg",
+            turns=[(question, answer)], masks=[query.mask], query_ids=[query.query_id], kind="seg",
             meta=info,
         )
     if query.gt_sent:

@@ -8,6 +8,7 @@ Placeholders (`str.format` fields) each list must hold, checked by `REQUIRED_FIE
     SHORT_QUESTIONS      {class_name}           a short noun phrase or class name
     LONG_QUESTIONS       {sent}                 a full sentence / instruction
     SHORT_ANSWERS        (none), exactly one [SEG]
+    ECHO_ANSWERS         {class_name}, exactly one [SEG] after it (answer_style "echo")
     LONG_ANSWERS         (none), exactly one [SEG]
     DENIALS              {class_name}, no [SEG] (R-RefCOCO negatives: the object is absent)
     CORRECTIONS          {false} and {gt_sent}, no [SEG] (false premises: name the wrong and the right expression)
@@ -17,6 +18,8 @@ Every question starts with "<image>\n" so the image comes first in the user turn
 from __future__ import annotations
 
 import string
+
+from model.config import ANSWER_STYLES as MODEL_ANSWER_STYLES
 
 IMAGE_TOKEN = "<image>"
 """Placeholder for the image in a prompt; `tokenize` expands it to the model's number of image tokens."""
@@ -132,6 +135,17 @@ LONG_ANSWERS: tuple[str, ...] = (
 )
 """Answers for long (sentence) questions; each holds exactly one [SEG]."""
 
+ECHO_ANSWERS: tuple[str, ...] = (
+    "Sure, {class_name} [SEG].",
+    "Here is {class_name} [SEG].",
+    "It is {class_name} [SEG].",
+    "I found {class_name} [SEG].",
+    "This is {class_name} [SEG].",
+    "Sure, the mask of {class_name} is [SEG].",
+)
+"""Answers for short questions under `answer_style="echo"`: the answer names the expression before its [SEG]
+(grounded-phrase answers, as in GLaMM / LISA++ data), so the [SEG] state sits next to the words it refers to."""
+
 DENIALS: tuple[str, ...] = (
     "I can't find {class_name} in this image.",
     "There is no {class_name} in this image.",
@@ -170,17 +184,23 @@ EVAL_LONG_QUESTION = _Q + "{sent} Please output segmentation mask."
 """Fixed evaluation question for long (sentence) queries."""
 EVAL_ANSWER = "Sure, the segmentation result is [SEG]."
 """Fixed evaluation answer (teacher-forced evaluation)."""
+EVAL_ECHO_ANSWER = "Sure, {class_name} [SEG]."
+"""Fixed teacher-forced answer for short queries under `answer_style="echo"`."""
+ANSWER_STYLES = MODEL_ANSWER_STYLES
+"""plain: READ's answers ("Sure, it is [SEG]."); echo: short queries are answered by naming them (ECHO_ANSWERS)."""
 
 REQUIRED_FIELDS: dict[str, tuple[frozenset[str], int]] = {
     "SHORT_QUESTIONS": (frozenset({"class_name"}), 0),
     "LONG_QUESTIONS": (frozenset({"sent"}), 0),
     "SHORT_ANSWERS": (frozenset(), 1),
     "LONG_ANSWERS": (frozenset(), 1),
+    "ECHO_ANSWERS": (frozenset({"class_name"}), 1),
     "DENIALS": (frozenset({"class_name"}), 0),
     "CORRECTIONS": (frozenset({"false", "gt_sent"}), 0),
     "EVAL_SHORT_QUESTION": (frozenset({"class_name"}), 0),
     "EVAL_LONG_QUESTION": (frozenset({"sent"}), 0),
     "EVAL_ANSWER": (frozenset(), 1),
+    "EVAL_ECHO_ANSWER": (frozenset({"class_name"}), 1),
 }
 """Per template list (module attribute name): (exact placeholder set, exact number of [SEG])."""
 

@@ -26,6 +26,8 @@ class ModelInputSpec:
     """CLIP input side (336 for the real presets)."""
     sam_image_size: int
     """SAM input side (1024 for the real presets)."""
+    answer_style: str = "plain"
+    """How true short queries are answered (templates.ANSWER_STYLES), the model's `cfg.answer_style`."""
 
     def __post_init__(self) -> None:
         for name in ("num_image_tokens", "clip_image_size", "sam_image_size"):
@@ -34,11 +36,13 @@ class ModelInputSpec:
 
     @classmethod
     def from_model(cls, model: Any) -> "ModelInputSpec":
-        """Read the sizes off a `model.read.READ` (or anything with the same three attributes)."""
+        """Read the sizes off a `model.read.READ` (or anything with the same three attributes), and the answer style
+        off its config when it has one."""
         return cls(
             num_image_tokens=int(model.num_image_tokens),
             clip_image_size=int(model.clip_image_size),
             sam_image_size=int(model.sam_image_size),
+            answer_style=str(getattr(getattr(model, "cfg", None), "answer_style", "plain")),
         )
 
 
@@ -63,7 +67,8 @@ class SampleTransform:
             raise ValueError(f"{where}: image is {rgb.shape[1]}x{rgb.shape[0]} but metadata says "
                              f"{sample.width}x{sample.height}")
         sam_image, resized = sam_preprocess(rgb, self.spec.sam_image_size)
-        convs = build_conversations(sample, rng=rng, num_classes_per_sample=self.num_classes_per_sample)
+        convs = build_conversations(sample, rng=rng, num_classes_per_sample=self.num_classes_per_sample,
+                                    answer_style=self.spec.answer_style)
         ids_list, labels_list, masks_list = [], [], []
         for conv in convs:
             prompt = conv.prompt

@@ -17,7 +17,9 @@ from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 
 MODES = ("auto", TEACHER_FORCED, GENERATE)
 
-EXPORT_DEFAULT_KEYS = ("preset", "seg_hidden_position", "num_points", "t_pos", "t_neg", "down_sample", "dtype")
+EXPORT_DEFAULT_KEYS = (
+    "preset", "seg_hidden_position", "num_points", "t_pos", "t_neg", "down_sample", "dtype", "answer_style",
+)
 """model.* settings an evaluation takes from the export it evaluates unless the user sets them."""
 
 

@@ -105,7 +105,8 @@ class Evaluator:
         }
 
     def _ids(self, query: Query, *, with_answer: bool) -> torch.Tensor:
-        prompt = eval_prompt(query.text, is_sentence=query.is_sentence, with_answer=with_answer)
+        prompt = eval_prompt(query.text, is_sentence=query.is_sentence, with_answer=with_answer,
+                             answer_style=self.model.cfg.answer_style)
         input_ids_T, _ = tokenize(prompt, self.tokenizer, self.model.num_image_tokens)
         return input_ids_T
 

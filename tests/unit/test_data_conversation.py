@@ -62,3 +62,28 @@ def test_vqa_conversation_passes_through_with_image_first():
     assert turns == [("<image>\nWhat colour is the box?", "The box is red."), ("Is it large?", "No, it is small.")]
     (conv,) = build_conversations(sample, rng=random.Random(0), num_classes_per_sample=3)
     assert conv.kind == "vqa" and conv.masks == [] and conv.prompt.count("</s>") == 2
+
+
+def test_echo_answers_name_short_queries_before_their_seg():
+    sample = make_refer_sample(3, num_true=1)
+    convs = build_conversations(sample, rng=random.Random(0), num_classes_per_sample=len(sample.queries),
+                                answer_style="echo")
+    by_id = {c.query_ids[0]: c for c in convs}
+    true, long_, neg = by_id["3:0"], by_id["3:long"], by_id["3:neg"]
+    text = next(q.text for q in sample.queries if q.query_id == "3:0")
+    assert true.turns[0][1] in {t.format(class_name=text) for t in templates.ECHO_ANSWERS}
+    assert f"{text} [SEG]" in true.turns[0][1] or f"{text} is [SEG]" in true.turns[0][1]
+    assert true.prompt.count("[SEG]") == 1 and len(true.masks) == 1
+    assert long_.turns[0][1] in templates.LONG_ANSWERS  # sentences keep READ's answers
+    assert neg.kind == "denial"
+    with pytest.raises(ValueError, match="answer_style"):
+        build_conversations(sample, rng=random.Random(0), num_classes_per_sample=1, answer_style="loud")
+
+
+def test_echo_eval_prompt_names_short_queries_only():
+    tf = eval_prompt("the cat", is_sentence=False, with_answer=True, answer_style="echo")
+    assert tf.endswith("ASSISTANT: Sure, the cat [SEG].</s>")
+    long_ = eval_prompt("Where do I sit?", is_sentence=True, with_answer=True, answer_style="echo")
+    assert long_.endswith("ASSISTANT: Sure, the segmentation result is [SEG].</s>")
+    gen = eval_prompt("the cat", is_sentence=False, with_answer=False, answer_style="echo")
+    assert gen == eval_prompt("the cat", is_sentence=False, with_answer=False)

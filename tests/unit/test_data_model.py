@@ -27,3 +27,25 @@ def test_tiny_model_forward_on_streamed_batch(tiny_shards):
     assert torch.isfinite(out.loss) and out.loss.requires_grad
     assert [m.shape for m in out.mask_logits] == [m.shape for m in batch.masks_C]
     out.loss.backward()
+
+
+def test_echo_style_reaches_the_loader_from_the_model_config(tiny_shards):
+    import re
+
+    from model.build import build_read
+    from model.config import ReadModelConfig
+    from pipelines.data import templates
+
+    model, tokenizer = build_read(ReadModelConfig(preset="tiny", answer_style="echo"))
+    spec = ModelInputSpec.from_model(model)
+    assert spec.answer_style == "echo"
+    cfg = DataConfig(streams=[StreamConfig(name="refer", shards="::".join(tiny_shards))], num_workers=0,
+                     batch_size=2, num_classes_per_sample=3, seed=5)
+    batch = next(iter(build_loader(cfg, ShardReadPolicy(seed=5), tokenizer=tokenizer, spec=spec)))
+    echo = [re.escape(t).replace(re.escape("{class_name}"), ".+") for t in templates.ECHO_ANSWERS]
+    answers = [tokenizer.decode(ids[labels != -100]).strip() for ids, labels in
+               zip(batch.input_ids_CT, batch.labels_CT)]
+    with_seg = [a for a in answers if "[SEG]" in a]
+    assert with_seg
+    for answer in with_seg:  # every short true query is answered by naming it (none of READ's plain answers)
+        assert any(re.fullmatch(p + "</s>", answer) for p in echo), answer

@@ -16,7 +16,8 @@ def export_folder(tmp_path):
     """A folder that looks like an export to the config layer (its read_config.json only; no weights)."""
     folder = tmp_path / "export"
     folder.mkdir()
-    trained = {"preset": "tiny", "num_points": 12, "down_sample": 1, "t_pos": 0.7, "ce_weight": 3.0}
+    trained = {"preset": "tiny", "num_points": 12, "down_sample": 1, "t_pos": 0.7, "ce_weight": 3.0,
+               "answer_style": "echo"}
     (folder / CONFIG_FILE).write_text(json.dumps({"read_config": trained}))
     return folder
 
@@ -24,9 +25,10 @@ def export_folder(tmp_path):
 def test_export_settings_become_the_evaluation_defaults(export_folder):
     cfg = load_evaluate_config([f"checkpoint={export_folder}", "data=[d]", "out=o"])
     assert (cfg.model.num_points, cfg.model.down_sample, cfg.model.t_pos) == (12, 1, 0.7)
+    assert cfg.model.answer_style == "echo"  # evaluated with the answers it was trained with
     assert cfg.model.ce_weight == 1.0  # a training-only setting is not taken over
     assert export_model_defaults(str(export_folder)) == {"preset": "tiny", "num_points": 12, "down_sample": 1,
-                                                         "t_pos": 0.7}
+                                                         "t_pos": 0.7, "answer_style": "echo"}
 
 
 def test_user_settings_win_over_the_export(export_folder, tmp_path):

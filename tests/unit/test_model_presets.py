@@ -7,6 +7,7 @@ import torch
 
 from model.build import build_read, count_parameters
 from model.config import ReadModelConfig
+from model.projector import SegPromptProjector
 from tests.fixtures.model import make_inputs
 
 
@@ -50,3 +51,24 @@ def test_config_validation_names_the_key():
         ReadModelConfig(sam_image_size=100)
     with pytest.raises(ValueError, match="model.dtype"):
         ReadModelConfig(dtype="float16")
+    with pytest.raises(ValueError, match="model.answer_style"):
+        ReadModelConfig(answer_style="loud")
+    with pytest.raises(ValueError, match="model.projector_init_gain"):
+        ReadModelConfig(projector_init_gain=0.0)
+
+
+def test_projector_init_gain_scales_only_the_last_layer():
+    torch.manual_seed(3)
+    base = SegPromptProjector(llm_dim=16, prompt_dim=8)
+    torch.manual_seed(3)
+    loud = SegPromptProjector(llm_dim=16, prompt_dim=8, init_gain=10.0)
+    assert torch.equal(loud.fc1.weight, base.fc1.weight)
+    torch.testing.assert_close(loud.fc2.weight, 10.0 * base.fc2.weight)
+    torch.testing.assert_close(loud.fc2.bias, 10.0 * base.fc2.bias)
+    x = torch.randn(4, 16)
+    torch.testing.assert_close(loud(x), 10.0 * base(x))
+    torch.manual_seed(3)
+    model, _ = build_read(ReadModelConfig(projector_init_gain=10.0))
+    torch.manual_seed(3)
+    plain, _ = build_read(ReadModelConfig())
+    torch.testing.assert_close(model.projector.fc2.weight, 10.0 * plain.projector.fc2.weight)
