@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from model.config import ANSWER_STYLES
 from pipelines.data import templates
 from schemas.sample import Query, ShardSample
 
@@ -85,7 +86,7 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
         text: the query text; is_sentence: long (sentence) template when True.
         with_answer: True -> teacher-forced prompt holding the fixed answer with one [SEG];
             False -> generation prompt ending at "ASSISTANT:".
-        answer_style: the style the model was trained with (templates.ANSWER_STYLES); "echo" names a short query
+        answer_style: the style the model was trained with (model.config.ANSWER_STYLES); "echo" names a short query
             in the teacher-forced answer.
     """
     question = eval_question(text, is_sentence=is_sentence)
@@ -98,8 +99,8 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
 
 
 def _check_answer_style(answer_style: str) -> None:
-    if answer_style not in templates.ANSWER_STYLES:
-        raise ValueError(f"answer_style must be one of {templates.ANSWER_STYLES}, got {answer_style!r}")
+    if answer_style not in ANSWER_STYLES:
+        raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {answer_style!r}")
 
 
 def build_conversations(

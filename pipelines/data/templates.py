@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import string
 
-from model.config import ANSWER_STYLES as MODEL_ANSWER_STYLES
-
 IMAGE_TOKEN = "<image>"
 """Placeholder for the image in a prompt; `tokenize` expands it to the model's number of image tokens."""
 SEG_TOKEN = "[SEG]"
@@ -186,8 +184,6 @@ EVAL_ANSWER = "Sure, the segmentation result is [SEG]."
 """Fixed evaluation answer (teacher-forced evaluation)."""
 EVAL_ECHO_ANSWER = "Sure, {class_name} [SEG]."
 """Fixed teacher-forced answer for short queries under `answer_style="echo"`."""
-ANSWER_STYLES = MODEL_ANSWER_STYLES
-"""plain: READ's answers ("Sure, it is [SEG]."); echo: short queries are answered by naming them (ECHO_ANSWERS)."""
 
 REQUIRED_FIELDS: dict[str, tuple[frozenset[str], int]] = {
     "SHORT_QUESTIONS": (frozenset({"class_name"}), 0),

@@ -27,7 +27,7 @@ class ModelInputSpec:
     sam_image_size: int
     """SAM input side (1024 for the real presets)."""
     answer_style: str = "plain"
-    """How true short queries are answered (templates.ANSWER_STYLES), the model's `cfg.answer_style`."""
+    """How true short queries are answered (model.config.ANSWER_STYLES), the model's `cfg.answer_style`."""
 
     def __post_init__(self) -> None:
         for name in ("num_image_tokens", "clip_image_size", "sam_image_size"):
