@@ -36,13 +36,12 @@ class ModelInputSpec:
 
     @classmethod
     def from_model(cls, model: Any) -> "ModelInputSpec":
-        """Read the sizes off a `model.read.READ` (or anything with the same three attributes), and the answer style
-        off its config when it has one."""
+        """Read the sizes and the answer style (`cfg.answer_style`) off a `model.read.READ`."""
         return cls(
             num_image_tokens=int(model.num_image_tokens),
             clip_image_size=int(model.clip_image_size),
             sam_image_size=int(model.sam_image_size),
-            answer_style=str(getattr(getattr(model, "cfg", None), "answer_style", "plain")),
+            answer_style=str(model.cfg.answer_style),
         )
 
 
