@@ -21,8 +21,8 @@ from jobs._config import config_yaml, load_config
 from jobs._ray import init_ray
 from pipelines import storage
 from pipelines.demo_config import DemoConfig
-from pipelines.demo_report import (ciou_ratio, format_curve, format_side_by_side, grounding_reached, learning_curve,
-                                   per_query_type, side_by_side, with_summary_columns)
+from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve, format_side_by_side,
+                                   grounding_reached, learning_curve, per_query_type, side_by_side, with_summary_columns)
 from pipelines.evaluate.baseline import BASELINE_CHECKPOINT, baseline_for_shards
 from pipelines.results import load, query_sensitivity
 from pipelines.train.config import TrainConfig
@@ -142,6 +142,12 @@ def _compare(cfg: DemoConfig, out: str, baseline: pd.DataFrame, untrained: str, 
     print("[demo] same-mask IoU between the predictions for different queries of one image (1.0: the text is "
           "ignored, objectness only; lower: the mask follows the query):")
     print(sensitivity.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    refused = pd.concat([false_premises_by_edit(rows).assign(model=name) for name, rows in queries.items()],
+                        ignore_index=True)
+    storage.atomic_write_parquet(storage.join(out, "false_premises_by_edit.parquet"), pa.Table.from_pandas(refused))
+    print("[demo] false premises refused (answered without [SEG]), per rewritten element (%):")
+    wide = refused.pivot_table(index=[*BY_EDIT, "n"], columns="model", values="see")[list(queries)].reset_index()
+    print(format_side_by_side(wide.rename_axis(columns=None), keys=BY_EDIT))
     ratio = ciou_ratio(tables["trained"], tables["untrained"], dataset=cfg.goal_dataset, split=cfg.goal_split)
     verdict = "reached" if ratio >= cfg.goal_ciou_ratio else "NOT reached"
     print(f"[demo] {cfg.goal_dataset}/{cfg.goal_split}: trained cIoU = {ratio:.1f}x untrained "

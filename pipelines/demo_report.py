@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipelines.evaluate.metrics import summarize
+from pipelines.evaluate.metrics import GENERATE, summarize
 from schemas.results import SUMMARY_SCHEMA
 
 BY_TYPE = ("dataset", "split", "query_type")
 """Grouping of every demo table: one row per query type of each evaluated split."""
+BY_EDIT = ("dataset", "split", "edit")
+"""Grouping of the false-premise table: one row per rewritten element (object | attribute | relation)."""
 
 
 def per_query_type(queries: pd.DataFrame) -> pd.DataFrame:
@@ -21,6 +23,24 @@ def per_query_type(queries: pd.DataFrame) -> pd.DataFrame:
     by_type = summarize(typed, by=BY_TYPE, add_overall=False)
     overall = summarize(typed.assign(query_type="all"), by=BY_TYPE, add_overall=False)
     return pd.concat([by_type, overall], ignore_index=True).sort_values(list(BY_TYPE)).reset_index(drop=True)
+
+
+def false_premises_by_edit(queries: pd.DataFrame) -> pd.DataFrame:
+    """How often the model refuses a false premise, per (dataset, split, edit), plus an "all" row per split.
+
+    Only generation-mode false premises count (error rows excluded), so `see` here is the refusal rate: the share
+    answered without a [SEG]. `edit` names what the rewrite changed (schemas.sample.EDIT_TYPES); "unknown" when the
+    source did not record it.
+
+    Returns:
+        Columns BY_EDIT, n, see, say_mentions_gt, say_similarity; sorted by BY_EDIT.
+    """
+    rows = queries[(queries["error"] == "") & (queries["mode"] == GENERATE) & ~queries["gt_present"]]
+    rows = rows.assign(edit=rows["edit"].replace("", "unknown"))
+    by_edit = summarize(rows, by=BY_EDIT, add_overall=False)
+    overall = summarize(rows.assign(edit="all"), by=BY_EDIT, add_overall=False)
+    table = pd.concat([by_edit, overall], ignore_index=True).sort_values(list(BY_EDIT)).reset_index(drop=True)
+    return table[[*BY_EDIT, "n", "see", "say_mentions_gt", "say_similarity"]]
 
 
 def with_summary_columns(table: pd.DataFrame, *, run_id: str, checkpoint: str) -> pd.DataFrame:
@@ -45,11 +65,11 @@ def side_by_side(tables: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("c
     return merged.drop(columns=n_cols).sort_values(list(BY_TYPE)).reset_index(drop=True)
 
 
-def format_side_by_side(table: pd.DataFrame) -> str:
-    """Text table, metrics in %, NaN (not applicable) as '-'."""
+def format_side_by_side(table: pd.DataFrame, keys: tuple[str, ...] = BY_TYPE) -> str:
+    """Text table, metrics in %, NaN (not applicable) as '-'; `keys` and "n" are shown as they are."""
     shown = table.copy()
     for col in shown.columns:
-        if col not in (*BY_TYPE, "n"):
+        if col not in (*keys, "n"):
             shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}")
     return shown.to_string(index=False)
 

@@ -24,6 +24,7 @@ QUERY_SCHEMA = versioned(
             ("query_id", pa.string()),
             ("query_text", pa.string()),
             ("query_type", pa.string()),  # colour / shape / spatial / false_premise ... ("" when unknown)
+            ("edit", pa.string()),  # false premises: the rewritten element, object | attribute | relation ("" otherwise)
             ("is_sentence", pa.bool_()),
             ("gt_present", pa.bool_()),
             ("pred_present", pa.bool_()),

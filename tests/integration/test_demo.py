@@ -78,6 +78,18 @@ def test_query_sensitivity_is_saved_for_untrained_and_trained(demo_out):
     assert ((refcoco["pairs"] > 0) & refcoco["same_mask_iou"].between(0, 1)).all()
 
 
+def test_false_premises_are_broken_down_by_edit(demo_out):
+    out, _ = demo_out
+    refused = pd.read_parquet(out / "false_premises_by_edit.parquet")
+    assert set(refused["model"]) == {"untrained", "trained"}
+    trained = refused[refused["model"] == "trained"].set_index("edit")
+    _, queries = load(str(out / "eval"))
+    fp = queries[(queries["dataset"] == "fprefcoco") & ~queries["gt_present"]]
+    assert set(trained.index) == {"all", *fp["edit"]} and "" not in set(fp["edit"])
+    assert trained.loc["all", "n"] == len(fp)
+    assert trained.loc["all", "see"] == pytest.approx(1 - fp["pred_present"].mean())
+
+
 def test_baselines_parquet_has_the_summary_columns(demo_out):
     out, _ = demo_out
     baselines = pd.read_parquet(out / "baselines.parquet")

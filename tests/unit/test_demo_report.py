@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from pipelines.demo_report import (ciou_ratio, format_curve, grounding_reached, learning_curve, per_query_type,
-                                   side_by_side, with_summary_columns)
+from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve, format_side_by_side,
+                                   grounding_reached, learning_curve, per_query_type, side_by_side,
+                                   with_summary_columns)
 from schemas.results import QUERY_SCHEMA, SUMMARY_SCHEMA
 
 
@@ -57,3 +58,22 @@ def test_summary_columns_and_curve():
     assert curve[curve["query_type"] == "all"]["ciou"].tolist() == pytest.approx([0.25, 0.75])
     text = format_curve(curve, dataset="refcoco")
     assert "75.0" in text and "train_min" in text
+
+
+def test_false_premises_by_edit_is_the_refusal_rate_per_rewritten_element():
+    rows = _rows([("fprefcoco", "false_premise", 0, 0, False, False), ("fprefcoco", "false_premise", 0, 3, False, True),
+                  ("fprefcoco", "false_premise", 0, 0, False, False), ("fprefcoco", "colour", 2, 4, True, True),
+                  ("fprefcoco", "false_premise", 0, 0, False, False), ("refcoco", "colour", 1, 4, True, True)])
+    rows["edit"] = ["attribute", "attribute", "object", "", "", ""]
+    rows.loc[4, "error"] = "sample k: cannot decode"  # error rows never count
+    table = false_premises_by_edit(rows).set_index("edit")
+    assert list(table.index) == ["all", "attribute", "object"]  # true premises and teacher-forced rows excluded
+    assert table.loc["attribute", "see"] == pytest.approx(0.5) and table.loc["object", "see"] == 1.0
+    assert table.loc["all", "n"] == 3 and table.loc["all", "see"] == pytest.approx(2 / 3)
+    text = format_side_by_side(table.reset_index()[[*BY_EDIT, "n", "see"]], keys=BY_EDIT)
+    assert "attribute" in text and "50.0" in text
+
+
+def test_false_premises_without_a_recorded_edit_are_unknown():
+    rows = _rows([("fprefcoco", "false_premise", 0, 0, False, False)])
+    assert list(false_premises_by_edit(rows)["edit"]) == ["all", "unknown"]

@@ -62,8 +62,8 @@ def _gen_rows() -> pd.DataFrame:
     sample = _sample("fprefcoco", [
         Query(query_id="t1", text="the red cup", mask=obj),
         Query(query_id="t2", text="the red cup left", mask=obj),
-        Query(query_id="f1", text="the green cup", exists=False, gt_sent="the red cup"),
-        Query(query_id="f2", text="the blue bowl", exists=False, gt_sent="the red cup"),
+        Query(query_id="f1", text="the green cup", exists=False, gt_sent="the red cup", edit="attribute"),
+        Query(query_id="f2", text="the blue bowl", exists=False, gt_sent="the red cup", edit="object"),
     ])
     q = {x.query_id: x for x in sample.queries}
     full = obj.astype(bool)
@@ -98,6 +98,12 @@ def test_false_premise_with_mask_adds_to_segment_union_and_see():
     assert row["see"] == pytest.approx(0.5)
     assert row["giou"] == pytest.approx((1 + 0 + 0 + 1) / 4)
     assert row["n"] == 4 and row["num_errors"] == 0
+
+
+def test_rows_record_the_false_premise_edit():
+    df = _gen_rows().set_index("query_id")
+    assert df["edit"].to_dict() == {"t1": "", "t2": "", "f1": "attribute", "f2": "object"}
+    assert error_row(run=RUN, shard="s", sample_key="k", dataset="d", split="v", error="bad")["edit"] == ""
 
 
 def test_say_score_on_false_premises_only():
