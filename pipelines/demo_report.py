@@ -19,10 +19,7 @@ BY_EDIT = ("dataset", "split", "edit")
 
 def per_query_type(queries: pd.DataFrame) -> pd.DataFrame:
     """Summary columns per (dataset, split, query_type), plus an "all" row per (dataset, split)."""
-    typed = queries.assign(query_type=queries["query_type"].replace("", "untyped"))
-    by_type = summarize(typed, by=BY_TYPE, add_overall=False)
-    overall = summarize(typed.assign(query_type="all"), by=BY_TYPE, add_overall=False)
-    return pd.concat([by_type, overall], ignore_index=True).sort_values(list(BY_TYPE)).reset_index(drop=True)
+    return _with_all_row(queries.assign(query_type=queries["query_type"].replace("", "untyped")), BY_TYPE)
 
 
 def false_premises_by_edit(queries: pd.DataFrame) -> pd.DataFrame:
@@ -36,11 +33,15 @@ def false_premises_by_edit(queries: pd.DataFrame) -> pd.DataFrame:
         Columns BY_EDIT, n, see, say_mentions_gt, say_similarity; sorted by BY_EDIT.
     """
     rows = queries[(queries["error"] == "") & (queries["mode"] == GENERATE) & ~queries["gt_present"]]
-    rows = rows.assign(edit=rows["edit"].replace("", "unknown"))
-    by_edit = summarize(rows, by=BY_EDIT, add_overall=False)
-    overall = summarize(rows.assign(edit="all"), by=BY_EDIT, add_overall=False)
-    table = pd.concat([by_edit, overall], ignore_index=True).sort_values(list(BY_EDIT)).reset_index(drop=True)
+    table = _with_all_row(rows.assign(edit=rows["edit"].replace("", "unknown")), BY_EDIT)
     return table[[*BY_EDIT, "n", "see", "say_mentions_gt", "say_similarity"]]
+
+
+def _with_all_row(rows: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """`summarize` per `by` group, plus one row per group of the other keys with the last key set to "all"."""
+    overall = rows.assign(**{by[-1]: "all"})
+    parts = [summarize(rows, by=by, add_overall=False), summarize(overall, by=by, add_overall=False)]
+    return pd.concat(parts, ignore_index=True).sort_values(list(by)).reset_index(drop=True)
 
 
 def with_summary_columns(table: pd.DataFrame, *, run_id: str, checkpoint: str) -> pd.DataFrame:
