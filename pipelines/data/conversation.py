@@ -93,7 +93,7 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
     if not with_answer:
         return build_prompt([(question, None)])
     _check_answer_style(answer_style)
-    echo = answer_style == "echo" and not is_sentence
+    echo = _names_query(answer_style, is_sentence=is_sentence)
     answer = templates.EVAL_ECHO_ANSWER.format(class_name=text) if echo else templates.EVAL_ANSWER
     return build_prompt([(question, answer)])
 
@@ -101,6 +101,12 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
 def _check_answer_style(answer_style: str) -> None:
     if answer_style not in ANSWER_STYLES:
         raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, got {answer_style!r}")
+
+
+def _names_query(answer_style: str, *, is_sentence: bool) -> bool:
+    """Whether a true query's answer names it before its [SEG]: echo style, short queries only (a sentence query
+    keeps READ's answers in every style)."""
+    return answer_style == "echo" and not is_sentence
 
 
 def build_conversations(
@@ -135,10 +141,10 @@ def query_conversation(
     info = {**meta, "query_type": query.query_type}
     if query.exists:
         assert query.mask is not None, f"query {query.query_id} exists without a mask"  # schemas.sample.validate
-        if query.is_sentence:
-            answer = rng.choice(templates.LONG_ANSWERS)
-        elif answer_style == "echo":
+        if _names_query(answer_style, is_sentence=query.is_sentence):
             answer = rng.choice(templates.ECHO_ANSWERS).format(class_name=query.text)
+        elif query.is_sentence:
+            answer = rng.choice(templates.LONG_ANSWERS)
         else:
             answer = rng.choice(templates.SHORT_ANSWERS)
         return Conversation(
