@@ -7,9 +7,18 @@ import pyarrow as pa
 from schemas import SCHEMA_VERSION
 
 
-def versioned(schema: pa.Schema) -> pa.Schema:
-    """Attach `schema_version` metadata; every Arrow/Parquet file of this project is written with it."""
-    return schema.with_metadata({b"schema_version": str(SCHEMA_VERSION).encode()})
+def versioned(schema: pa.Schema, version: int = SCHEMA_VERSION) -> pa.Schema:
+    """Attach `schema_version` metadata; every Arrow/Parquet file of this project is written with it.
+
+    Each table counts its own layout changes, so a new column in one table does not invalidate the others (nor the
+    shards, whose samples carry `SCHEMA_VERSION`). Tables that never changed are at `SCHEMA_VERSION` (1).
+    """
+    return schema.with_metadata({b"schema_version": str(version).encode()})
+
+
+def schema_version(schema: pa.Schema) -> str:
+    """The `schema_version` metadata of `schema`, "?" when it has none."""
+    return (schema.metadata or {}).get(b"schema_version", b"?").decode()
 
 
 def validate_table(table: pa.Table, schema: pa.Schema, *, name: str) -> pa.Table:
@@ -29,9 +38,12 @@ def validate_table(table: pa.Table, schema: pa.Schema, *, name: str) -> pa.Table
         raise ValueError(f"{name}: a column's type does not match the schema: {err}") from err
 
 
-def check_version(schema: pa.Schema, *, name: str) -> None:
-    """Raise ValueError when a file read back was written under another schema version."""
-    meta = schema.metadata or {}
-    version = meta.get(b"schema_version", b"?").decode()
-    if version != str(SCHEMA_VERSION):
-        raise ValueError(f"{name}: schema_version {version} is not the supported {SCHEMA_VERSION}; regenerate it")
+def check_version(schema: pa.Schema, *, expected: pa.Schema, name: str,
+                  fix: str = "regenerate it with this code version") -> None:
+    """Raise ValueError when a file read back (`schema`) was written under another version of its table (`expected`).
+
+    The message names the file (`name`), both versions and the `fix`.
+    """
+    version, supported = schema_version(schema), schema_version(expected)
+    if version != supported:
+        raise ValueError(f"{name}: schema_version {version} is not the supported {supported}; {fix}")

@@ -10,6 +10,9 @@ import pyarrow as pa
 
 from schemas.arrow import validate_table, versioned
 
+QUERY_TABLE_VERSION = 2
+"""Layout version of the queries table. 2: `edit` added (false premises' rewritten element)."""
+
 QUERY_SCHEMA = versioned(
     pa.schema(
         [
@@ -45,7 +48,8 @@ QUERY_SCHEMA = versioned(
             ("latency_ms", pa.float64()),
             ("error", pa.string()),  # "" for scored rows; the reason for a sample that could not be decoded
         ]
-    )
+    ),
+    version=QUERY_TABLE_VERSION,
 )
 
 SUMMARY_SCHEMA = versioned(

@@ -10,6 +10,7 @@ import webdataset as wds
 from pipelines import storage
 from schemas.arrow import check_version
 from schemas.sample import META_KEY, ShardSample, decode
+from schemas.tables import MANIFEST_SCHEMA
 
 
 def shard_urls(out_uri: str) -> list[str]:
@@ -18,7 +19,7 @@ def shard_urls(out_uri: str) -> list[str]:
     if not storage.exists(manifest_uri):
         raise ValueError(f"{manifest_uri} does not exist: the shard set is incomplete; (re)run jobs.augment first")
     table = storage.read_parquet(manifest_uri)
-    check_version(table.schema, name=manifest_uri)
+    check_version(table.schema, expected=MANIFEST_SCHEMA, name=manifest_uri)
     return [storage.join(out_uri, name) for name in table.column("shard").to_pylist()]
 
 

@@ -14,6 +14,7 @@ from omegaconf import MISSING
 from model.config import ReadModelConfig
 from model.export import CONFIG_FILE, is_export_dir
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
+from schemas.results import QUERY_TABLE_VERSION
 
 MODES = ("auto", TEACHER_FORCED, GENERATE)
 
@@ -104,6 +105,7 @@ class EvaluateConfig:
             "max_new_tokens": self.max_new_tokens,
             "max_queries_per_forward": self.max_queries_per_forward,
             "seed": self.seed,
+            "query_table_version": QUERY_TABLE_VERSION,  # parts of an older layout are not reused
         }
 
     def checkpoint_label(self) -> str:

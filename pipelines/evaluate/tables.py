@@ -36,6 +36,7 @@ SORT_KEYS = ("dataset", "split", "sample_key", "query_id", "error")
 """Deterministic row order of the committed queries table."""
 
 PARTITION_COLS = ["dataset", "split"]
+RERUN = "it was written by an older version of this code: re-run jobs.evaluate into a new out="
 _PART = re.compile(r"part-w(\d+)-s(\d+)-([0-9a-f]{8})\.parquet$")
 
 
@@ -129,7 +130,7 @@ def read_parts(uris: list[str]) -> pa.Table:
     for uri in uris:
         with fs.open(storage.filesystem(uri)[1], "rb") as source:
             table = pq.ParquetFile(source).read(use_threads=False)
-        check_version(table.schema, name=f"result part {uri}")
+        check_version(table.schema, expected=QUERY_SCHEMA, name=f"result part {uri}", fix=RERUN)
         parts.append(validate_queries(table))
     return pa.concat_tables(parts)
 
@@ -193,7 +194,7 @@ def read_queries(uri: str) -> pd.DataFrame:
     """The committed queries dataset as a DataFrame in the committed row order (dataset/split as plain str)."""
     fs, path = storage.filesystem(uri)
     table = pq.read_table(path, filesystem=fs, partitioning="hive")
-    check_version(table.schema, name=f"queries table {uri}")
+    check_version(table.schema, expected=QUERY_SCHEMA, name=f"queries table {uri}", fix=RERUN)
     table = table.cast(pa.schema([(f.name, pa.string()) if f.name in PARTITION_COLS else f for f in table.schema]))
     table = validate_queries(table).sort_by([(k, "ascending") for k in SORT_KEYS])
     return table.to_pandas()
@@ -201,5 +202,5 @@ def read_queries(uri: str) -> pd.DataFrame:
 
 def read_summary(uri: str) -> pd.DataFrame:
     table = storage.read_parquet(uri)
-    check_version(table.schema, name=f"summary table {uri}")
+    check_version(table.schema, expected=SUMMARY_SCHEMA, name=f"summary table {uri}", fix=RERUN)
     return validate_summary(table).to_pandas()

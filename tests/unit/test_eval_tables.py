@@ -58,6 +58,30 @@ def test_parts_of_other_settings_are_not_mixed(tmp_path):
         ["a.tar"])
 
 
+def test_parts_of_an_older_query_table_layout_are_not_reused(tmp_path):
+    """An out folder scored before the queries table gained a column names the version, not a column mismatch."""
+    cfg = EvaluateConfig(data=["d"], out=str(tmp_path))
+    old = cfg.fingerprint(["a.tar"])
+    del old["query_table_version"]  # run.json as written before tables carried their own version
+    tables.prepare_parts(str(tmp_path), old)
+    with pytest.raises(ValueError, match="query_table_version.*new out="):
+        tables.prepare_parts(str(tmp_path), cfg.fingerprint(["a.tar"]))
+
+
+def test_committed_tables_of_an_older_layout_name_the_fix(tmp_path):
+    import pyarrow.parquet as pq
+    out = str(tmp_path / "out")
+    tables.write_part(out, 0, 0, "x.tar", _rows(make_eval_sample(0, dataset="refcoco"), "x.tar"))
+    tables.commit(out, ["x.tar"], config_yaml="", run_id="r", checkpoint="c")
+    assert len(tables.read_queries(str(tmp_path / "out" / "queries"))) == 2
+    part = next((tmp_path / "out" / "queries").rglob("*.parquet"))
+    table = pq.read_table(part)
+    pq.write_table(table.replace_schema_metadata({b"schema_version": b"1"}), part)
+    with pytest.raises(ValueError, match=r"queries table .*schema_version 1 is not the supported 2; .*re-run "
+                                         r"jobs.evaluate into a new out="):
+        tables.read_queries(str(tmp_path / "out" / "queries"))
+
+
 def test_mode_per_dataset():
     cfg = EvaluateConfig(data=["d"], out="o")
     assert [cfg.mode_of(d) for d in ("refcoco", "fprefcoco+", "R-refcoco", "reasonseg")] == [

@@ -9,7 +9,7 @@ import webdataset as wds
 from PIL import Image
 
 from schemas import SCHEMA_VERSION
-from schemas.results import QUERY_SCHEMA, SUMMARY_SCHEMA, validate_summary
+from schemas.results import QUERY_SCHEMA, QUERY_TABLE_VERSION, SUMMARY_SCHEMA, validate_summary
 from schemas.sample import Query, ShardSample, decode, encode, make_key
 
 
@@ -86,6 +86,7 @@ def test_result_tables_validate_and_name_columns():
         [dict.fromkeys(SUMMARY_SCHEMA.names, None) | {"dataset": "refcoco", "n": 3, "giou": 0.5}]
     )
     assert validate_summary(summary).schema.metadata[b"schema_version"] == str(SCHEMA_VERSION).encode()
+    assert QUERY_SCHEMA.metadata[b"schema_version"] == str(QUERY_TABLE_VERSION).encode() == b"2"  # gained `edit`
     with pytest.raises(ValueError, match=r"missing \['giou'\]"):
         validate_summary(summary.drop_columns(["giou"]))
     assert "pred_mask_rle" in QUERY_SCHEMA.names
