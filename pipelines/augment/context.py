@@ -29,6 +29,8 @@ class CocoIndex:
         image_categories: image id -> names of the categories annotated in it.
         image_attributes: image id -> (kind, value, category) for annotations that carry an attribute as a key
             named after its kind (e.g. the synthetic data's `"colour": "red"`); real COCO has none.
+        attribute_values: kind -> the values annotations carry anywhere in the dataset (the dataset's attribute
+            vocabulary, e.g. its 7 colours); kinds no annotation carries are absent.
     """
 
     categories: dict[int, str]
@@ -36,6 +38,7 @@ class CocoIndex:
     category_of_ann: dict[int, int]
     image_categories: dict[int, frozenset[str]]
     image_attributes: dict[int, frozenset[tuple[str, str, str]]] = field(default_factory=dict)
+    attribute_values: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_instances(cls, instances: dict, *, source: str = "instances.json") -> CocoIndex:
@@ -44,7 +47,7 @@ class CocoIndex:
             if key not in instances:
                 raise ValueError(f"{source}: has no '{key}' list; is it a COCO instances file?")
         categories = {int(c["id"]): str(c["name"]) for c in instances["categories"]}
-        image_of_ann, category_of_ann, per_image, attributes = {}, {}, {}, {}
+        image_of_ann, category_of_ann, per_image, attributes, values = {}, {}, {}, {}, {}
         for ann in instances["annotations"]:
             image_of_ann[int(ann["id"])] = int(ann["image_id"])
             category_of_ann[int(ann["id"])] = int(ann["category_id"])
@@ -57,12 +60,14 @@ class CocoIndex:
                 if isinstance(surface, str) and surface.lower() in ATTRIBUTE_VALUE:
                     value = ATTRIBUTE_VALUE[surface.lower()][1]
                     attributes.setdefault(int(ann["image_id"]), set()).add((kind, value, name.lower()))
+                    values.setdefault(kind, set()).add(value)
         return cls(
             categories=categories,
             image_of_ann=image_of_ann,
             category_of_ann=category_of_ann,
             image_categories={k: frozenset(v) for k, v in per_image.items()},
             image_attributes={k: frozenset(v) for k, v in attributes.items()},
+            attribute_values={k: frozenset(v) for k, v in values.items()},
         )
 
     def lexicon(self) -> Lexicon:
@@ -79,12 +84,17 @@ class ImageContext:
         true_texts: normalised true expressions of the image.
         attribute_pairs: (kind, value, noun category or surface) seen in the true expressions, e.g.
             ("colour", "blue", "circle") for "the blue circle left of ..."; an attribute edit must not produce one.
+        dataset_values: kind -> the dataset's annotated values (`CocoIndex.attribute_values`); empty for data
+            without attribute annotations (real COCO).
+        image_values: (kind, value) annotated on some object of this image.
     """
 
     lexicon: Lexicon
     present: frozenset[str]
     true_texts: frozenset[str]
     attribute_pairs: frozenset[tuple[str, str, str]] = field(default_factory=frozenset)
+    dataset_values: dict[str, frozenset[str]] = field(default_factory=dict)
+    image_values: frozenset[tuple[str, str]] = field(default_factory=frozenset)
 
     @classmethod
     def build(
@@ -93,9 +103,11 @@ class ImageContext:
         present: frozenset[str],
         true_texts: list[str],
         annotated: frozenset[tuple[str, str, str]] = frozenset(),
+        dataset_values: dict[str, frozenset[str]] | None = None,
     ) -> ImageContext:
         """Context of one image; `annotated` are (kind, value, category) facts from its annotations, which also
-        make the (kind, value) true of every generic noun ("a red shape" exists when a red circle does)."""
+        make the (kind, value) true of every generic noun ("a red shape" exists when a red circle does).
+        `dataset_values` is the dataset's attribute vocabulary (`CocoIndex.attribute_values`)."""
         pairs = set(annotated)
         pairs.update((kind, value, generic) for kind, value, _ in annotated for generic in GENERIC_NOUNS)
         for text in true_texts:
@@ -105,7 +117,25 @@ class ImageContext:
             present=frozenset(p.lower() for p in present),
             true_texts=frozenset(normalise(t) for t in true_texts),
             attribute_pairs=frozenset(pairs),
+            dataset_values=dict(dataset_values or {}),
+            image_values=frozenset((kind, value) for kind, value, _ in annotated),
         )
+
+    def attribute_problem(self, kind: str, value: str) -> str | None:
+        """Why a false premise may not use attribute `value` of `kind` here, else None.
+
+        Only for kinds the dataset annotates, the way object edits use the dataset's categories absent from the image:
+        - "attribute_not_in_dataset": no annotation of the dataset carries `value` ("pink" where the data has 7
+          colours and no pink), so the query would be false from its words alone;
+        - "attribute_in_image": some object of this image has `value`.
+        """
+        if kind not in self.dataset_values:
+            return None
+        if value not in self.dataset_values[kind]:
+            return "attribute_not_in_dataset"
+        if (kind, value) in self.image_values:
+            return "attribute_in_image"
+        return None
 
     @property
     def absent(self) -> tuple[str, ...]:

@@ -41,13 +41,21 @@ def build_prompt(text: str, edit: str, ctx: ImageContext) -> str:
         "Rewrite a referring expression so that it describes something that is NOT in the image. "
         "Change exactly one element and keep every other word.\n"
         f"Objects in the image: {present}.\n"
-        f"{_GUIDE[edit].format(absent=absent)}\n"
+        f"{_GUIDE[edit].format(absent=absent)}{_attribute_hint(ctx) if edit == 'attribute' else ''}\n"
         "Answer in exactly this format:\nEDIT: <object|attribute|relation>\nFALSE: <rewritten expression>\n\n"
         f"Example:\n{_EXAMPLE}\n"
         f"Expression: {text}\n"
         f"EDIT: {edit}\n"
         "FALSE:"
     )
+
+
+def _attribute_hint(ctx: ImageContext) -> str:
+    """" Use a value NOT in the image: colour: orange, purple." for the kinds the dataset annotates, else ""."""
+    allowed = {kind: [v for v in sorted(values) if ctx.attribute_problem(kind, v) is None]
+               for kind, values in sorted(ctx.dataset_values.items())}
+    listed = "; ".join(f"{kind}: {', '.join(values)}" for kind, values in allowed.items() if values)
+    return f" Use a value that is NOT in the image: {listed}." if listed else ""
 
 
 def parse_answer(answer: str, edit: str) -> Proposal:

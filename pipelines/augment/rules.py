@@ -1,7 +1,8 @@
 """The embedded rule rewriter: word-list edits of one element, no model needed.
 
 - object: the head noun becomes a dataset category (name, or plural) that is absent from the image;
-- attribute: a colour/size/material/... word becomes a word of another value of the same kind;
+- attribute: a colour/size/material/... word becomes a word of another value of the same kind (for kinds the
+  dataset annotates, a value the dataset has and the image does not: `ImageContext.attribute_problem`);
 - relation: a spatial or comparative phrase becomes its opposite (left -> right, in front of -> behind, ...).
 Candidates come out in an order drawn from `rng` and are validated by the caller.
 """
@@ -65,7 +66,7 @@ class RuleRewriter:
                 continue  # "the orange": the colour word is the head noun here, not an attribute
             kind, value = ATTRIBUTE_VALUE[w.text]
             for other, forms in ATTRIBUTE_KINDS[kind].items():
-                if other != value:
+                if other != value and ctx.attribute_problem(kind, other) is None:
                     out.append(replace_span(text, words, i, i + 1, forms[0]))
         return out
 

@@ -4,7 +4,8 @@
 the original by exactly one word replacement of the stated kind:
 - object: a noun becomes a category name (or synonym) that is NOT annotated in the image;
 - attribute: an attribute word becomes a different value of the same kind (colour, size, ...), and the new
-  (value, noun) pair is not described by any true expression of the image;
+  (value, noun) pair is not described by any true expression of the image; where the dataset annotates that kind,
+  the new value is one the dataset has and no object of the image has (`ImageContext.attribute_problem`);
 - relation: a spatial/comparative phrase becomes another one (superlative swaps are rejected unless allowed,
   see `vocab.SUPERLATIVES`).
 It must also differ from every true expression of the image.
@@ -28,6 +29,8 @@ REJECT_CODES = (
     "not_an_attribute",
     "attribute_kind_mismatch",
     "attribute_seen_in_image",
+    "attribute_not_in_dataset",
+    "attribute_in_image",
     "not_a_relation",
     "superlative_swap",
     "no_editable_element",
@@ -84,6 +87,9 @@ def _check_attribute(
         return "attribute_kind_mismatch"
     if old_value == new_value:
         return "unchanged"
+    problem = ctx.attribute_problem(new_kind, new_value)
+    if problem is not None:
+        return problem
     words = words_of(candidate)
     noun = next((n for n in ctx.lexicon.nouns_in(words) if new_start < n.start <= new_start + 3), None)
     if noun is not None and (new_kind, new_value, noun_key(noun.category, words, noun.start, noun.end)) in (

@@ -125,6 +125,7 @@ def augment_sample(
         index.image_categories.get(image_id, frozenset()),
         true_texts,
         index.image_attributes.get(image_id, frozenset()),
+        index.attribute_values,
     )
     outcome = AugmentOutcome(sample=sample)
     queries: list[Query] = []

@@ -14,6 +14,7 @@ from jobs._config import load_config
 from pipelines.augment.config import AugmentConfig
 from pipelines.augment.lexicon import Lexicon
 from pipelines.augment.text import single_replacement
+from pipelines.synth.palette import COLOURS
 from tests.fixtures.preprocess import read_out, tree_bytes
 
 ARGS = ["dataset=refcoco", "split=train", "shard_max_samples=3", "seed=5"]
@@ -33,6 +34,14 @@ def _image_categories(synth_root: pathlib.Path) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for ann in instances["annotations"]:
         out.setdefault(ann["image_id"], set()).add(names[ann["category_id"]])
+    return out
+
+
+def _image_colours(synth_root: pathlib.Path) -> dict[int, set[str]]:
+    instances = json.loads((synth_root / "refer_seg" / "refcoco" / "instances.json").read_text())
+    out: dict[int, set[str]] = {}
+    for ann in instances["annotations"]:
+        out.setdefault(ann["image_id"], set()).add(ann["colour"])
     return out
 
 
@@ -58,6 +67,16 @@ def test_goals_on_synthetic_refer(ray_run, synth_root):
             assert named is not None and named[0] not in present[s.extra["image_id"]], (q.text, q.gt_sent)
             object_edits += 1
     assert object_edits > 0
+
+    # Every attribute edit names a colour of the synthetic palette that no object of the image has.
+    colours = _image_colours(synth_root)
+    attribute_edits = 0
+    for s in samples:
+        for q in s.queries:
+            if q.edit == "attribute" and (new := single_replacement(q.gt_sent, q.text).new[0]) not in ("big", "small"):
+                assert new in COLOURS and new not in colours[s.extra["image_id"]], (q.text, q.gt_sent)
+                attribute_edits += 1
+    assert attribute_edits > 0
 
     by_id = {q.query_id: q for q in true}
     for q in false:

@@ -35,6 +35,15 @@ def test_parse_answer(answer, edit, text, reason):
     assert (got.edit, got.text, got.reason) == (edit, text, reason)
 
 
+def test_attribute_prompt_names_the_dataset_values_absent_from_the_image():
+    vocab = {"colour": frozenset({"red", "blue", "green", "black"})}
+    ctx = ImageContext.build(INDEX.lexicon(), INDEX.image_categories[1], ["the red circle"],
+                             INDEX.image_attributes[1], vocab)
+    prompt = build_prompt("the red circle", "attribute", ctx)
+    assert "Use a value that is NOT in the image: colour: black, green." in prompt
+    assert "NOT in the image: colour" not in build_prompt("the red circle", "attribute", CTX)  # no vocabulary known
+
+
 def test_prompt_names_the_absent_categories_and_ends_at_the_answer():
     prompt = build_prompt("the red circle", "object", CTX)
     assert "cross, diamond, star, triangle" in prompt and "Objects in the image: circle, square." in prompt

@@ -30,6 +30,16 @@ def test_object_edits_replace_the_head_noun_with_every_absent_category():
     assert sorted(got) == sorted(f"the red {c} left of the blue square" for c in ("star", "cross", "diamond"))
 
 
+def test_attribute_edits_draw_from_the_dataset_colours_absent_from_the_image():
+    lexicon = Lexicon.build(SHAPES)
+    annotated = frozenset({("colour", "red", "circle"), ("colour", "blue", "square")})
+    vocab = {"colour": frozenset({"red", "blue", "green", "black"})}
+    ctx = ImageContext.build(lexicon, frozenset({"circle", "square"}), ["the red circle"], annotated, vocab)
+    assert sorted(_texts("the red circle", "attribute", ctx)) == ["the black circle", "the green circle"]
+    open_vocab = ImageContext.build(lexicon, frozenset({"circle", "square"}), ["the red circle"], annotated)
+    assert "the pink circle" in _texts("the red circle", "attribute", open_vocab)
+
+
 def test_object_edit_of_a_generic_noun_and_of_a_plural():
     ctx = _ctx({"circle"}, ["the largest shape"])
     assert "the largest star" in _texts("the largest shape", "object", ctx)

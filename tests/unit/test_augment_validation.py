@@ -59,6 +59,37 @@ def test_annotated_colour_makes_generic_nouns_true_too():
     assert check_candidate("the red shape", "the green shape", "attribute", CTX) is None
 
 
+# The same image in a dataset whose annotations use three colours: red, blue and green.
+VOCAB_CTX = ImageContext.build(INDEX.lexicon(), INDEX.image_categories[1], TRUE, INDEX.image_attributes[1],
+                               {"colour": frozenset({"red", "blue", "green"})})
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [
+        ("the green circle left of the blue square", None),  # a dataset colour no object of the image has
+        ("the pink circle left of the blue square", "attribute_not_in_dataset"),  # false from its words alone
+        ("the red circle left of the red square", "attribute_in_image"),  # the circle is red
+        ("the blue circle left of the blue square", "attribute_in_image"),
+        ("the red circle left of the green square", None),
+    ],
+)
+def test_attribute_edits_use_the_dataset_values_absent_from_the_image(candidate, expected):
+    assert check_candidate(ORIGINAL, candidate, "attribute", VOCAB_CTX) == expected
+    assert expected is None or expected in REJECT_CODES
+
+
+def test_kinds_the_dataset_does_not_annotate_keep_the_whole_word_list():
+    assert check_candidate("the big red circle", "the small red circle", "attribute", VOCAB_CTX) is None
+    assert VOCAB_CTX.attribute_problem("size", "small") is None
+    assert CTX.attribute_problem("colour", "pink") is None  # no dataset vocabulary given: any colour word
+
+
+def test_index_collects_the_dataset_attribute_vocabulary():
+    assert INDEX.attribute_values == {"colour": frozenset({"red", "blue"})}
+    assert shape_index({1: "circle"}).attribute_values == {}
+
+
 def test_context_reads_attributes_from_annotations():
     assert ("colour", "blue", "square") in CTX.attribute_pairs
     assert ("colour", "blue", "shape") in CTX.attribute_pairs
