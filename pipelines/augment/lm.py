@@ -51,7 +51,8 @@ def build_prompt(text: str, edit: str, ctx: ImageContext) -> str:
 
 
 def _attribute_hint(ctx: ImageContext) -> str:
-    """" Use a value NOT in the image: colour: orange, purple." for the kinds the dataset annotates, else ""."""
+    """The prompt's list of allowed attribute values, e.g. ' Use a value that is NOT in the image: colour: orange,
+    purple.', for the kinds the dataset annotates (`ImageContext.attribute_problem`); "" when it annotates none."""
     allowed = {kind: [v for v in sorted(values) if ctx.attribute_problem(kind, v) is None]
                for kind, values in sorted(ctx.dataset_values.items())}
     listed = "; ".join(f"{kind}: {', '.join(values)}" for kind, values in allowed.items() if values)
