@@ -28,8 +28,12 @@ def ray_run(synth_root, local_ray, tmp_path_factory) -> pathlib.Path:
     return out
 
 
+def _instances(synth_root: pathlib.Path) -> dict:
+    return json.loads((synth_root / "refer_seg" / "refcoco" / "instances.json").read_text())
+
+
 def _image_categories(synth_root: pathlib.Path) -> dict[int, set[str]]:
-    instances = json.loads((synth_root / "refer_seg" / "refcoco" / "instances.json").read_text())
+    instances = _instances(synth_root)
     names = {c["id"]: c["name"] for c in instances["categories"]}
     out: dict[int, set[str]] = {}
     for ann in instances["annotations"]:
@@ -38,9 +42,8 @@ def _image_categories(synth_root: pathlib.Path) -> dict[int, set[str]]:
 
 
 def _image_colours(synth_root: pathlib.Path) -> dict[int, set[str]]:
-    instances = json.loads((synth_root / "refer_seg" / "refcoco" / "instances.json").read_text())
     out: dict[int, set[str]] = {}
-    for ann in instances["annotations"]:
+    for ann in _instances(synth_root)["annotations"]:
         out.setdefault(ann["image_id"], set()).add(ann["colour"])
     return out
 
