@@ -7,6 +7,7 @@
     in-code tokenizer's ids fit in the 32064-row vocabulary). Use device="meta" to count parameters for free.
   * `llava_path`: LLaVA (+ tokenizer) from a Hugging Face folder; `[SEG]` is added and embeddings grown if needed.
   * `sam_checkpoint`: SAM weights from a segment-anything `.pth`.
+  * `vision_checkpoint`: vision-tower weights (`.safetensors`), e.g. the tiny tower pretrained by jobs.pretrain_vision.
   * `read_checkpoint`: our export folder (then everything comes from it) or a released checkpoint in the original
     naming, loaded on top of the built model (all keys must match).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import pathlib
 
 import torch
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlavaForConditionalGeneration
 
 from model.config import ReadModelConfig
@@ -28,7 +30,8 @@ from model.read import READ
 from model.sam import build_sam
 from model.tokenizer import IMAGE, SEG, build_tiny_tokenizer
 
-__all__ = ["build_read", "save_export", "load_export", "load_sam_checkpoint", "count_parameters"]
+__all__ = ["build_read", "save_export", "load_export", "load_sam_checkpoint", "load_vision_checkpoint",
+           "count_parameters"]
 
 
 def build_read(cfg: ReadModelConfig, *, device: str | torch.device = "cpu") -> tuple[READ, object]:
@@ -45,6 +48,8 @@ def build_read(cfg: ReadModelConfig, *, device: str | torch.device = "cpu") -> t
                                        init_gain=cfg.projector_init_gain)
     if cfg.sam_checkpoint:
         load_sam_checkpoint(sam, cfg.sam_checkpoint)
+    if cfg.vision_checkpoint:
+        load_vision_checkpoint(llava.model.vision_tower, cfg.vision_checkpoint)
     model = READ(
         cfg=cfg, llava=llava, sam=sam, projector=projector, tokenizer=tokenizer,
         seg_token_id=tokenizer.convert_tokens_to_ids(SEG), image_token_id=llava.config.image_token_id,
@@ -81,16 +86,27 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
 
 def load_sam_checkpoint(sam: torch.nn.Module, path: str) -> None:
     """Load a segment-anything state dict (`.pth`) into `sam`; missing/unexpected keys raise with their names."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    _load_exactly(sam, torch.load(path, map_location="cpu", weights_only=True), key="model.sam_checkpoint",
+                  path=path, what="SAM")
+
+
+def load_vision_checkpoint(tower: torch.nn.Module, path: str) -> None:
+    """Load a vision-tower state dict (`.safetensors`, keys as in `tower.state_dict()`) into `tower`."""
+    if not pathlib.Path(path).is_file():
+        raise ValueError(f"model.vision_checkpoint={path!r} does not exist; pass the vision_tower.safetensors that "
+                         "jobs.pretrain_vision wrote, or leave it empty")
+    _load_exactly(tower, load_file(path, device="cpu"), key="model.vision_checkpoint", path=path, what="vision tower")
+
+
+def _load_exactly(module: torch.nn.Module, state: dict, *, key: str, path: str, what: str) -> None:
+    """`module.load_state_dict(state)` where every key must match; errors name the config key and the file."""
     try:
-        missing, unexpected = sam.load_state_dict(state, strict=False)
+        missing, unexpected = module.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
-        raise ValueError(
-            f"model.sam_checkpoint={path!r} does not fit the preset's SAM ({err}); check model.preset"
-        ) from err
+        raise ValueError(f"{key}={path!r} does not fit the preset's {what} ({err}); check model.preset") from err
     if missing or unexpected:
         raise ValueError(
-            f"model.sam_checkpoint={path!r} does not match the preset's SAM: missing keys {sorted(missing)[:20]} "
+            f"{key}={path!r} does not match the preset's {what}: missing keys {sorted(missing)[:20]} "
             f"({len(missing)}), unexpected keys {sorted(unexpected)[:20]} ({len(unexpected)}); check model.preset"
         )
 

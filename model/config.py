@@ -21,6 +21,9 @@ class ReadModelConfig:
     """Hugging Face LLaVA-1.5 folder (save_pretrained layout). Empty: random init with the preset's shapes."""
     sam_checkpoint: str = ""
     """segment-anything state dict (.pth, e.g. sam_vit_h_4b8939.pth). Empty: random init."""
+    vision_checkpoint: str = ""
+    """Vision-tower weights (.safetensors, the tower's own state dict) loaded over the built tower, e.g. the
+    `vision_tower.safetensors` that jobs.pretrain_vision writes for the tiny preset. Empty: keep the tower as built."""
     read_checkpoint: str = ""
     """Released LISA/SESAME/READ checkpoint in the original LLaVA naming (file or folder), or our export folder."""
     original_seg_token_id: int = -1

@@ -51,7 +51,8 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
     meta = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
-        "read_config": dataclasses.asdict(cfg) | {"read_checkpoint": "", "llava_path": "", "sam_checkpoint": ""},
+        "read_config": dataclasses.asdict(cfg) | {"read_checkpoint": "", "llava_path": "", "sam_checkpoint": "",
+                                                     "vision_checkpoint": ""},
         "llava_config": model.llava.config.to_dict(),
         "sam_shape": _sam_shape_of(model).to_dict(),
         "seg_token_id": model.seg_token_id,
@@ -81,7 +82,8 @@ def load_export(
         raise ValueError(f"{out_dir}/{CONFIG_FILE}: format {meta.get('format')} v{meta.get('version')} unsupported")
     cfg = ReadModelConfig(**meta["read_config"])
     if runtime_cfg is not None:
-        cfg = dataclasses.replace(runtime_cfg, preset=cfg.preset, read_checkpoint="", llava_path="", sam_checkpoint="")
+        cfg = dataclasses.replace(runtime_cfg, preset=cfg.preset, read_checkpoint="", llava_path="", sam_checkpoint="",
+                                  vision_checkpoint="")
     dtype = getattr(torch, cfg.dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     shape = SamShape.from_dict(meta["sam_shape"])

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 @dataclass(kw_only=True)
 class DemoConfig:
-    """Synthesise -> preprocess -> augment -> evaluate untrained -> train -> evaluate trained -> compare -> draw."""
+    """Synthesise -> preprocess -> augment -> [pretrain the vision tower] -> evaluate untrained -> train -> evaluate trained -> compare -> draw."""
 
     out: str = "runs/demo"
-    """Everything goes under this folder (raw/, shards/, eval-untrained/, train/, eval/, viz/, baselines.parquet)."""
+    """Everything goes under this folder (raw/, shards/, [vision/,] eval-untrained/, train/, eval/, viz/, baselines.parquet)."""
     seed: int = 0
     """Seed of the synthetic data and the augmentation."""
     ray_address: str = ""
@@ -29,6 +29,11 @@ class DemoConfig:
     """`dataset:split` pairs turned into shards under `<out>/shards/<dataset>-<split>/`."""
     augment: list[str] = field(default_factory=lambda: ["refcoco:train"])
     """`dataset:split` pairs given false-premise variants, written to `<out>/shards/<dataset>_fp-<split>/`."""
+    pretrain_vision: bool = False
+    """Pretrain the tiny model's vision tower first (jobs.pretrain_vision into `<out>/vision/`; the stand-in for
+    CLIP's pretraining) and start every evaluated and trained model from it (model.vision_checkpoint)."""
+    vision: list[str] = field(default_factory=list)
+    """Extra `key=value` options of jobs.pretrain_vision (steps, batch_size, ...)."""
     eval_data: list[str] = field(default_factory=lambda: ["refcoco-val", "fprefcoco-val"])
     """Shard sets (folder names under `<out>/shards`) every evaluation and the baseline score."""
     train_configs: list[str] = field(default_factory=lambda: ["configs/train_tiny.yaml"])

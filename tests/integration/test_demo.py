@@ -29,6 +29,8 @@ def _argv(out: pathlib.Path) -> list[str]:
         "train": ["steps_per_epoch=6", "checkpoint_every=3", "warmup_num_steps=1", "log_every=3",
                   "data.num_workers=0"],
         "eval_every": 3,
+        "pretrain_vision": True,
+        "vision": ["steps=4", "eval_every=2", "eval_scenes=8", "batch_size=4"],
     }))
     return ["--config", str(REPO / "configs" / "demo.yaml"), "--config", str(small)]
 
@@ -44,12 +46,21 @@ def test_demo_writes_every_output(demo_out):
     for name in ("raw/synth_summary.json", "shards/refcoco-train/manifest.parquet",
                  "shards/refcoco_fp-train/summary.parquet", "eval-untrained/summary.parquet",
                  "train/metrics.parquet", "train/export/read_config.json", "eval/summary.parquet",
-                 "baselines.parquet", "by_query_type.parquet", "config.yaml"):
+                 "baselines.parquet", "by_query_type.parquet", "config.yaml", "vision/vision_tower.safetensors",
+                 "vision/metrics.parquet"):
         assert (out / name).exists(), name
     assert len(list((out / "viz").glob("*.png"))) == 2
     curve = pd.read_parquet(out / "curve.parquet")  # eval_every=3 of 6 steps: evaluated after steps 3 and 6
     assert sorted(set(curve["step"])) == [3, 6] and (curve["train_wall_s"] > 0).all()
     assert (out / "eval-step-000003" / "summary.parquet").exists()
+
+
+def test_untrained_and_trained_models_start_from_the_pretrained_tower(demo_out):
+    out, _ = demo_out
+    weights = str(out / "vision" / "vision_tower.safetensors")
+    for folder in ("eval-untrained", "train"):
+        saved = yaml.safe_load((out / folder / "config.yaml").read_text())
+        assert saved["model"]["vision_checkpoint"] == weights, folder
 
 
 def test_tables_compare_baseline_untrained_and_trained_per_query_type(demo_out):
@@ -102,5 +113,6 @@ def test_rerun_reuses_every_step(demo_out, capsys):
     capsys.readouterr()
     again = main(_argv(out))
     printed = capsys.readouterr().out
-    assert printed.count("complete, reusing") >= 11, printed
+    assert printed.count("complete, reusing") >= 12, printed
+    assert "pretrain the vision tower on fresh scenes: complete" in printed
     pd.testing.assert_frame_equal(first, again)

@@ -144,3 +144,48 @@ def test_export_round_trip_after_lora_merge(tmp_path, tiny_model):
     torch.testing.assert_close(after.mask_logits[0], before.mask_logits[0], atol=1e-4, rtol=1e-4)
     via_build, _ = build_read(ReadModelConfig(read_checkpoint=str(tmp_path / "export"), dtype="bfloat16"))
     assert via_build.llava.lm_head.weight.dtype == torch.bfloat16
+
+
+def test_vision_checkpoint_loads_the_tower_and_nothing_else(tmp_path, tiny_model):
+    from safetensors.torch import save_file
+
+    model, _ = tiny_model
+    tower = model.llava.model.vision_tower
+    state = {k: v + 0.01 * torch.randn_like(v) for k, v in tower.state_dict().items()}
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "tower.safetensors"))
+    torch.manual_seed(0)
+    plain, _ = build_read(ReadModelConfig())
+    torch.manual_seed(0)
+    loaded, _ = build_read(ReadModelConfig(vision_checkpoint=str(tmp_path / "tower.safetensors")))
+    for name, tensor in loaded.llava.model.vision_tower.state_dict().items():
+        torch.testing.assert_close(tensor, state[name], msg=name)
+    torch.testing.assert_close(loaded.llava.lm_head.weight, plain.llava.lm_head.weight)  # the rest as built
+    torch.testing.assert_close(loaded.projector.state_dict(), plain.projector.state_dict())
+
+
+def test_vision_checkpoint_errors_name_the_key_and_the_file(tmp_path, tiny_model):
+    from safetensors.torch import save_file
+
+    model, _ = tiny_model
+    with pytest.raises(ValueError, match=r"model\.vision_checkpoint=.*nowhere\.safetensors.* does not exist"):
+        build_read(ReadModelConfig(vision_checkpoint=str(tmp_path / "nowhere.safetensors")))
+    state = {k: v for k, v in model.llava.model.vision_tower.state_dict().items() if "post_layernorm" not in k}
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match=r"model\.vision_checkpoint=.*missing keys .*post_layernorm.*unexpected keys "
+                                         r".*extra\.weight"):
+        build_read(ReadModelConfig(vision_checkpoint=str(tmp_path / "other.safetensors")))
+
+
+def test_export_does_not_point_back_at_the_vision_checkpoint(tmp_path, tiny_model):
+    from safetensors.torch import save_file
+
+    model, tokenizer = tiny_model
+    path = tmp_path / "tower.safetensors"
+    save_file({k: v.contiguous() for k, v in model.llava.model.vision_tower.state_dict().items()}, str(path))
+    cfg = ReadModelConfig(vision_checkpoint=str(path))
+    built, tok = build_read(cfg)
+    save_export(built, tok, cfg, str(tmp_path / "export"))
+    path.unlink()  # the export holds the tower: it must load without the file
+    _, _, loaded_cfg = load_export(str(tmp_path / "export"))
+    assert loaded_cfg.vision_checkpoint == ""
