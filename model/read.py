@@ -169,7 +169,8 @@ class READ(nn.Module):
         input_ids: torch.Tensor,
         max_new_tokens: int = 32,
     ) -> GenerateOutput:
-        """Greedy decoding from a prompt ending at "ASSISTANT:", then one mask per generated [SEG].
+        """Greedy decoding from a prompt ending at "ASSISTANT:", then one mask per generated [SEG]. The `<image>`
+        placeholder is never generated (an untrained model may favour it; it would count as an image position).
 
         Args:
             clip_image: (3, c, c). sam_image: (3, s, s). resized_size: (h', w'). original_size: (H, W).
@@ -187,7 +188,9 @@ class READ(nn.Module):
         hiddens = [lm(inputs_embeds=inputs_1TD, past_key_values=cache, use_cache=True).last_hidden_state[0]]
         generated: list[int] = []
         for step in range(max_new_tokens):
-            next_id = int(self.llava.lm_head(hiddens[-1][-1]).argmax())
+            logits_V = self.llava.lm_head(hiddens[-1][-1])
+            logits_V[self.image_token_id] = float("-inf")  # a placeholder, not text (generated: an image slot)
+            next_id = int(logits_V.argmax())
             if next_id == eos:
                 break
             generated.append(next_id)

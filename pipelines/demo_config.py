@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 @dataclass(kw_only=True)
 class DemoConfig:
-    """Synthesise -> preprocess -> augment -> [pretrain the vision tower] -> evaluate untrained -> train -> evaluate trained -> compare -> draw."""
+    """Synthesise -> preprocess -> augment -> [pretrain the vision tower] -> evaluate untrained -> train -> evaluate
+    trained -> compare -> draw."""
 
     out: str = "runs/demo"
-    """Everything goes under this folder (raw/, shards/, [vision/,] eval-untrained/, train/, eval/, viz/, baselines.parquet)."""
+    """Everything goes under this folder (raw/, shards/, [vision/,] eval-untrained/, train/, eval/, viz/,
+    baselines.parquet)."""
     seed: int = 0
     """Seed of the synthetic data and the augmentation."""
     ray_address: str = ""

@@ -53,6 +53,15 @@ def test_no_seg_generated_gives_no_mask_and_stops_at_eos(tiny_model):
     assert out.token_ids == [] and out.text == "" and out.mask_logits.shape[0] == 0
 
 
+def test_the_image_placeholder_is_never_generated(tiny_model):
+    model, tokenizer = tiny_model
+    model.eval()
+    _bias_lm_head(model, [model.image_token_id, model.seg_token_id])  # <image> first: an untrained model may do this
+    out = _generate(model, tokenizer, max_new_tokens=3)
+    assert out.token_ids == [model.seg_token_id] * 3
+    assert out.mask_logits.shape == (3, 30, 50) and out.similarity.shape == (3, model.num_image_tokens)
+
+
 def test_generate_matches_teacher_forced_segment(tiny_model):
     model, tokenizer = tiny_model
     model.eval()
