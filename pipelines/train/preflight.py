@@ -9,13 +9,17 @@ from pipelines import storage
 from pipelines.train.config import TrainConfig
 
 
+MODEL_WEIGHT_PATHS = ("llava_path", "sam_checkpoint", "read_checkpoint", "vision_checkpoint")
+"""`ReadModelConfig` fields that name weight files or folders."""
+
+
 def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
     """Raise ValueError naming the config key when the run cannot start; returns {stream name: shard URLs}.
 
     Checks: every `data.streams[i].shards` pattern matches existing shards; the model weight paths exist.
     """
     urls = cfg.data.validate_shards()
-    for key in ("llava_path", "sam_checkpoint", "read_checkpoint"):
+    for key in MODEL_WEIGHT_PATHS:
         path = getattr(cfg.model, key)
         if path and not storage.exists(path):
             raise ValueError(f"model.{key}: {path!r} does not exist; fix the path or leave it empty for random init")
@@ -23,11 +27,14 @@ def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
 
 
 def absolute_local_paths(cfg: TrainConfig) -> None:
-    """Make local (non-URI) storage and shard paths absolute in place: workers may run in another directory."""
+    """Make local (non-URI) storage, shard and weight paths absolute in place: workers may run in another
+    directory."""
     def fix(path: str) -> str:
         return path if not path or "://" in path else os.path.abspath(path)
 
     cfg.storage_path = fix(cfg.storage_path)
     cfg.shards_root = fix(cfg.shards_root)
+    for key in MODEL_WEIGHT_PATHS:
+        setattr(cfg.model, key, fix(getattr(cfg.model, key)))
     for stream in cfg.data.streams:
         stream.shards = "::".join(fix(part.strip()) for part in stream.shards.split("::"))
