@@ -33,6 +33,7 @@ def load_evaluate_config(argv: list[str]) -> EvaluateConfig:
 
 def main(argv: list[str] | None = None) -> EvalReport:
     cfg = load_evaluate_config(sys.argv[1:] if argv is None else argv)
+    cfg.make_local_paths_absolute()  # evaluation actors may run in another directory
     started = init_ray(cfg.ray_address)
     try:
         report = evaluate(cfg, config_yaml=config_yaml(cfg))

@@ -1,9 +1,11 @@
 """Pretrain the tiny preset's vision tower on fresh synthetic scenes, as one Ray task.
 
-    python -m jobs.pretrain_vision out=runs/vision [steps=6000] [model.clip_image_size=112] [ray_address=auto]
+    python -m jobs.pretrain_vision out=runs/vision [steps=6000] [model.clip_num_layers=4 model.clip_hidden_size=128] \
+        [ray_address=auto]
 
-Writes vision_tower.safetensors (load it with model.vision_checkpoint=...), metrics.parquet (held-out accuracy per
-label group against the majority answer) and config.yaml. See pipelines/vision/pretrain.py for why.
+Writes vision_tower.safetensors (load it with model.vision_checkpoint=... and the same model.clip_* overrides),
+metrics.parquet (held-out accuracy of the patch labels, beside the majority answer) and config.yaml. See
+pipelines/vision/pretrain.py for why.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ ANSWER_STYLES = ("plain", "echo")
 """plain: READ's answers; echo: short queries are named before their [SEG] (pipelines.data.templates)."""
 
 
+WEIGHT_PATH_KEYS = ("llava_path", "sam_checkpoint", "read_checkpoint", "vision_checkpoint")
+"""`ReadModelConfig` fields that name weight files or folders."""
+
+
 @dataclass(kw_only=True)
 class ReadModelConfig:
     """Everything needed to build (and rebuild) a READ model."""
@@ -54,6 +58,11 @@ class ReadModelConfig:
     """Random-init builds only: CLIP input side in px (0: preset value; tiny 112 -> 8x8 patches of 14 px)."""
     sam_image_size: int = 0
     """Random-init builds only: SAM input side in px, a multiple of 16 (0: preset value; tiny 256)."""
+    clip_hidden_size: int = 0
+    """Random-init builds only: CLIP width (0: preset value; tiny 64); its MLP is twice as wide."""
+    clip_num_layers: int = 0
+    """Random-init builds only: CLIP blocks (0: preset value; tiny 2). LLaVA reads the second-to-last block, so the
+    tiny tower's features come from a single block unless this is raised."""
     llm_hidden_size: int = 0
     """Random-init builds only: LLM hidden size (0: preset value; tiny 128)."""
     llm_num_layers: int = 0
@@ -84,7 +93,8 @@ class ReadModelConfig:
         for key in ("ce_weight", "bce_weight", "dice_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("clip_image_size", "sam_image_size", "llm_hidden_size", "llm_num_layers"):
+        for key in ("clip_image_size", "clip_hidden_size", "clip_num_layers", "sam_image_size", "llm_hidden_size",
+                    "llm_num_layers"):
             if getattr(self, key) < 0:
                 raise ValueError(f"model.{key} must be >= 0 (0 = preset value), got {getattr(self, key)}")
         if self.sam_image_size % 16:

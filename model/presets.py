@@ -89,10 +89,15 @@ def llava_config(cfg: ReadModelConfig, *, vocab_size: int, image_token_id: int, 
     if hidden % s.llm_num_heads:
         raise ValueError(f"model.llm_hidden_size must be a multiple of {s.llm_num_heads} heads, got {hidden}")
     intermediate = s.llm_intermediate_size if not cfg.llm_hidden_size else 2 * hidden
+    clip_hidden = cfg.clip_hidden_size or s.clip_hidden_size
+    if clip_hidden % s.clip_num_heads:
+        raise ValueError(f"model.clip_hidden_size must be a multiple of {s.clip_num_heads} heads, got {clip_hidden}")
     vision = CLIPVisionConfig(
-        hidden_size=s.clip_hidden_size, intermediate_size=s.clip_intermediate_size,
-        num_hidden_layers=s.clip_num_layers, num_attention_heads=s.clip_num_heads, image_size=clip_size,
-        patch_size=s.clip_patch_size, projection_dim=768 if cfg.preset != "tiny" else s.clip_hidden_size,
+        hidden_size=clip_hidden,
+        intermediate_size=s.clip_intermediate_size if not cfg.clip_hidden_size else 2 * clip_hidden,
+        num_hidden_layers=cfg.clip_num_layers or s.clip_num_layers, num_attention_heads=s.clip_num_heads,
+        image_size=clip_size, patch_size=s.clip_patch_size,
+        projection_dim=768 if cfg.preset != "tiny" else clip_hidden,
     )
     text = LlamaConfig(
         vocab_size=max(vocab_size, s.vocab_size), hidden_size=hidden, intermediate_size=intermediate,

@@ -28,6 +28,12 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
+def absolute_local(uri: str) -> str:
+    """`uri` made absolute when it is a local path; URIs and "" unchanged. Ray workers may run in another directory
+    than the driver that read the path from the command line."""
+    return uri if not uri or "://" in uri else os.path.abspath(uri)
+
+
 def exists(uri: str) -> bool:
     fs, path = filesystem(uri)
     return fs.exists(path)

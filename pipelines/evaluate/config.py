@@ -11,8 +11,9 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from model.config import ReadModelConfig
+from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
 from model.export import CONFIG_FILE, is_export_dir
+from pipelines import storage
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 from schemas.results import QUERY_TABLE_VERSION
 
@@ -83,6 +84,15 @@ class EvaluateConfig:
             raise ValueError(f"max_queries_per_forward must be > 0, got {self.max_queries_per_forward}")
         if isinstance(self.data, str):
             self.data = [self.data]
+
+    def make_local_paths_absolute(self) -> None:
+        """Make the local (non-URI) checkpoint, weight, data and output paths absolute in place, as the driver sees
+        them: evaluation workers may run in another directory."""
+        self.checkpoint = storage.absolute_local(self.checkpoint)
+        for key in WEIGHT_PATH_KEYS:
+            setattr(self.model, key, storage.absolute_local(getattr(self.model, key)))
+        self.data = [storage.absolute_local(path) for path in self.data]
+        self.out = storage.absolute_local(self.out)
 
     def mode_of(self, dataset: str) -> str:
         """The evaluation mode of a dataset."""

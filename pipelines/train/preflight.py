@@ -3,14 +3,9 @@ starts a cluster job. Pure-value checks (unknown preset, bad rates, ...) live in
 
 from __future__ import annotations
 
-import os
-
+from model.config import WEIGHT_PATH_KEYS
 from pipelines import storage
 from pipelines.train.config import TrainConfig
-
-
-MODEL_WEIGHT_PATHS = ("llava_path", "sam_checkpoint", "read_checkpoint", "vision_checkpoint")
-"""`ReadModelConfig` fields that name weight files or folders."""
 
 
 def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
@@ -19,7 +14,7 @@ def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
     Checks: every `data.streams[i].shards` pattern matches existing shards; the model weight paths exist.
     """
     urls = cfg.data.validate_shards()
-    for key in MODEL_WEIGHT_PATHS:
+    for key in WEIGHT_PATH_KEYS:
         path = getattr(cfg.model, key)
         if path and not storage.exists(path):
             raise ValueError(f"model.{key}: {path!r} does not exist; fix the path or leave it empty for random init")
@@ -29,12 +24,10 @@ def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
 def absolute_local_paths(cfg: TrainConfig) -> None:
     """Make local (non-URI) storage, shard and weight paths absolute in place: workers may run in another
     directory."""
-    def fix(path: str) -> str:
-        return path if not path or "://" in path else os.path.abspath(path)
-
+    fix = storage.absolute_local
     cfg.storage_path = fix(cfg.storage_path)
     cfg.shards_root = fix(cfg.shards_root)
-    for key in MODEL_WEIGHT_PATHS:
+    for key in WEIGHT_PATH_KEYS:
         setattr(cfg.model, key, fix(getattr(cfg.model, key)))
     for stream in cfg.data.streams:
         stream.shards = "::".join(fix(part.strip()) for part in stream.shards.split("::"))

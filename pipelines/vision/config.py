@@ -9,7 +9,7 @@ from model.config import ReadModelConfig
 
 @dataclass(kw_only=True)
 class VisionPretrainConfig:
-    """Pretrain the tiny preset's CLIP tower to name the colours, shapes and colour+shape pairs in fresh scenes."""
+    """Pretrain the tiny preset's CLIP tower to name, patch by patch, the colour and shape of the object there."""
 
     out: str = "runs/vision"
     """Output folder: vision_tower.safetensors, metrics.parquet, config.yaml."""
@@ -26,8 +26,9 @@ class VisionPretrainConfig:
     max_objects: int = 4
     noise: float = 6.0
     """Background noise half-range, as synth.noise."""
-    pairs: bool = True
-    """Also label every colour+shape pair present (binding), not only colours and shapes."""
+    min_cover: float = 0.2
+    """A patch is labelled with the object covering most of it when that object covers at least this fraction of
+    the patch; otherwise it is background."""
     eval_scenes: int = 500
     """Held-out scenes (a fixed seed of their own) scored every `eval_every` steps."""
     eval_every: int = 500
@@ -46,7 +47,10 @@ class VisionPretrainConfig:
                 raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if len(self.image_size) != 2 or min(self.image_size) < 32:
-            raise ValueError(f"image_size must be [width, height] with both >= 32, got {list(self.image_size)}")
+        if len(self.image_size) != 2 or self.image_size[0] != self.image_size[1] or self.image_size[0] < 32:
+            raise ValueError(f"image_size must be square, [side, side] with side >= 32 (the patch labels follow "
+                             f"CLIP's grid on a square image), got {list(self.image_size)}")
+        if not 0.0 < self.min_cover <= 1.0:
+            raise ValueError(f"min_cover must be in (0, 1], got {self.min_cover}")
         if not 2 <= self.min_objects <= self.max_objects:
             raise ValueError(f"need 2 <= min_objects <= max_objects, got {self.min_objects}/{self.max_objects}")

@@ -1,12 +1,13 @@
 """Pretrain the tiny preset's CLIP tower on fresh synthetic scenes: the stand-in for CLIP's own pretraining.
 
-READ starts from LLaVA-1.5, whose CLIP ViT-L/14 already sees colours and shapes; the tiny preset's tower starts
-random, and inside READ's training it learns shapes too slowly for the false-premise decision (README "Why See stays
-at 50"). Here the tower learns multi-label presence (colours, shapes, colour+shape pairs) from scenes drawn afresh
-every step, then `model.vision_checkpoint` loads it into READ. It never sees a query, a mask or a dataset image.
+READ starts from LLaVA-1.5, whose CLIP ViT-L/14 patch features already say what is where; the tiny preset's tower
+starts random, and inside READ's training it learns shapes too slowly for the false-premise decision (README "Why See
+stays at 50"). Here every patch feature learns to name the colour and the shape of the object covering its patch
+(or background), from scenes drawn afresh every step; then `model.vision_checkpoint` loads the tower into READ. It
+never sees a query, a mask prompt or a dataset image.
 
-The head reads the features LLaVA reads (`vision_feature_layer`, CLS dropped), pooled by max and mean over patches,
-so what it learns is what the projector receives.
+The head is linear on the features LLaVA reads (`vision_feature_layer`, CLS dropped), so what it learns is what the
+projector receives, patch by patch: an LLM that attends to the patches of a colour or a shape finds it named there.
 """
 
 from __future__ import annotations
@@ -20,18 +21,19 @@ from torch import nn
 
 from model.build import build_read
 from pipelines.vision.config import VisionPretrainConfig
-from pipelines.vision.scenes import label_groups, label_names, scene_batch
+from pipelines.vision.scenes import BACKGROUND, COLOUR_CLASSES, SHAPE_CLASSES, SceneBatch, scene_batch
 
 
-class PresenceHead(nn.Module):
-    """Patch features (N, P, D) -> presence logits (N, L): a linear layer on [max over P, mean over P]."""
+class PatchHead(nn.Module):
+    """Patch features (N, P, D) -> (colour logits (N, P, len(COLOUR_CLASSES)), shape logits (N, P, len(SHAPE_CLASSES)))."""
 
-    def __init__(self, dim: int, num_labels: int) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(2 * dim, num_labels)
+        self.linear = nn.Linear(dim, len(COLOUR_CLASSES) + len(SHAPE_CLASSES))
 
-    def forward(self, feats_NPD: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.cat([feats_NPD.amax(1), feats_NPD.mean(1)], -1))
+    def forward(self, feats_NPD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.linear(feats_NPD)
+        return logits[..., : len(COLOUR_CLASSES)], logits[..., len(COLOUR_CLASSES):]
 
 
 def patch_features(tower: nn.Module, pixels_N3CC: torch.Tensor, feature_layer: int) -> torch.Tensor:
@@ -41,34 +43,30 @@ def patch_features(tower: nn.Module, pixels_N3CC: torch.Tensor, feature_layer: i
 
 def pretrain_tower(cfg: VisionPretrainConfig, tower: nn.Module, *, feature_layer: int, clip_size: int,
                    log: Callable[[dict], None] = print) -> list[dict]:
-    """Train `tower` in place for `cfg.steps` steps; returns one metrics row per evaluation.
-
-    Each row: step, seconds, loss (train BCE), and per label group (colour, shape, pair) the held-out accuracy
-    (`acc_<group>`, per label, threshold 0) beside the accuracy of always answering each label's majority
-    (`majority_<group>`).
-    """
+    """Train `tower` in place for `cfg.steps` steps; returns one metrics row per evaluation (see `_accuracy`)."""
     torch.manual_seed(cfg.seed)
-    names, groups = label_names(pairs=cfg.pairs), label_groups(pairs=cfg.pairs)
-    head = PresenceHead(tower.config.hidden_size, len(names))
+    grid = clip_size // tower.config.patch_size
+    head = PatchHead(tower.config.hidden_size)
     params = [*tower.parameters(), *head.parameters()]
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr)
-    held_out = scene_batch(np.random.default_rng([cfg.seed, 1]), cfg.eval_scenes, cfg, clip_size)
+    held_out = scene_batch(np.random.default_rng([cfg.seed, 1]), cfg.eval_scenes, cfg, clip_size, grid)
     rng = np.random.default_rng([cfg.seed, 0])
     rows, started, losses = [], time.perf_counter(), []
     tower.train()
     for step in range(1, cfg.steps + 1):
-        pixels, labels = scene_batch(rng, cfg.batch_size, cfg, clip_size)
-        logits = head(patch_features(tower, pixels, feature_layer))
-        loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        batch = scene_batch(rng, cfg.batch_size, cfg, clip_size, grid)
+        colour_NPC, shape_NPS = head(patch_features(tower, batch.pixels, feature_layer))
+        loss = (nn.functional.cross_entropy(colour_NPC.flatten(0, 1), batch.colour.flatten())
+                + nn.functional.cross_entropy(shape_NPS.flatten(0, 1), batch.shape.flatten()))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
         if step % cfg.eval_every == 0 or step == cfg.steps:
             row = {"step": step, "seconds": time.perf_counter() - started, "loss": float(np.mean(losses))}
-            row |= _accuracy(tower, head, held_out, groups, feature_layer)
+            row |= _accuracy(tower, head, held_out, feature_layer)
             rows.append(row)
             log(row)
             losses = []
@@ -77,17 +75,42 @@ def pretrain_tower(cfg: VisionPretrainConfig, tower: nn.Module, *, feature_layer
 
 
 @torch.no_grad()
-def _accuracy(tower: nn.Module, head: PresenceHead, held_out: tuple[torch.Tensor, torch.Tensor],
-              groups: dict[str, slice], feature_layer: int) -> dict[str, float]:
-    pixels, labels = held_out
-    predicted = head(patch_features(tower, pixels, feature_layer)) > 0
-    correct = (predicted.float() == labels).float().mean(0)
-    majority = torch.maximum(labels.mean(0), 1 - labels.mean(0))
-    out = {}
-    for group, cols in groups.items():
-        out[f"acc_{group}"] = float(correct[cols].mean())
-        out[f"majority_{group}"] = float(majority[cols].mean())
-    return out
+def _accuracy(tower: nn.Module, head: PatchHead, held_out: SceneBatch, feature_layer: int) -> dict[str, float]:
+    """Held-out accuracy beside the accuracy of always answering the most frequent class.
+
+    acc_patch: patches whose colour and shape are both right (majority: every patch called background);
+    acc_colour / acc_shape: over the patches an object covers; acc_object_shape: per object, the shape with the
+    highest probability averaged over its patches.
+    """
+    colour_NPC, shape_NPS = head(patch_features(tower, held_out.pixels, feature_layer))
+    on_object = held_out.shape != BACKGROUND
+    colour_hit = colour_NPC.argmax(-1) == held_out.colour
+    shape_hit = shape_NPS.argmax(-1) == held_out.shape
+    probs_NPS = shape_NPS.softmax(-1)
+    object_hits, object_shapes = [], []
+    for n, owners_P in enumerate(held_out.objects):
+        for owner in owners_P.unique().tolist():
+            if owner == BACKGROUND:
+                continue
+            cells = owners_P == owner
+            truth = int(held_out.shape[n][cells][0])
+            object_shapes.append(truth)
+            object_hits.append(int(probs_NPS[n][cells].mean(0)[1:].argmax()) + 1 == truth)
+    return {
+        "acc_patch": float((colour_hit & shape_hit).float().mean()),
+        "majority_patch": float((~on_object).float().mean()),
+        "acc_colour": float(colour_hit[on_object].float().mean()),
+        "majority_colour": _majority(held_out.colour[on_object]),
+        "acc_shape": float(shape_hit[on_object].float().mean()),
+        "majority_shape": _majority(held_out.shape[on_object]),
+        "acc_object_shape": float(np.mean(object_hits)) if object_hits else float("nan"),
+        "majority_object_shape": _majority(torch.tensor(object_shapes)) if object_shapes else float("nan"),
+    }
+
+
+def _majority(classes: torch.Tensor) -> float:
+    """Share of the most frequent class in `classes` (the accuracy of always answering it)."""
+    return float(torch.bincount(classes).amax() / max(1, classes.numel()))
 
 
 def pretrain_vision(cfg: VisionPretrainConfig, *, log: Callable[[dict], None] = print

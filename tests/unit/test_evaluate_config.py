@@ -43,3 +43,14 @@ def test_without_an_export_the_schema_defaults_apply(tmp_path):
     cfg = load_evaluate_config(["data=[d]", "out=o"])
     assert (cfg.model.num_points, cfg.model.down_sample) == (30, 2)
     assert export_model_defaults(str(tmp_path)) == {}
+
+
+def test_local_paths_become_absolute_for_workers(monkeypatch, tmp_path, export_folder):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_evaluate_config(["checkpoint=export", "data=[shards/val,s3://b/val]", "out=eval",
+                                "model.vision_checkpoint=v/tower.safetensors", "model.sam_checkpoint=s3://w/sam.pth"])
+    cfg.make_local_paths_absolute()
+    assert cfg.checkpoint == str(export_folder) and cfg.out == str(tmp_path / "eval")
+    assert cfg.data == [str(tmp_path / "shards" / "val"), "s3://b/val"]
+    assert cfg.model.vision_checkpoint == str(tmp_path / "v" / "tower.safetensors")
+    assert cfg.model.sam_checkpoint == "s3://w/sam.pth" and cfg.model.llava_path == ""

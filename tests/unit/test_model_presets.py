@@ -36,8 +36,10 @@ def test_real_presets_on_meta_device(preset, llava_b, llm_hidden):
 
 def test_resolutions_follow_the_config(tiny_model):
     model, tokenizer = build_read(ReadModelConfig(clip_image_size=168, sam_image_size=128, llm_hidden_size=64,
-                                                  llm_num_layers=1))
+                                                  llm_num_layers=1, clip_hidden_size=32, clip_num_layers=3))
     assert (model.num_image_tokens, model.sam_image_size) == (144, 128)
+    vision = model.llava.config.vision_config
+    assert (vision.hidden_size, vision.intermediate_size, vision.num_hidden_layers) == (32, 64, 3)
     inputs = make_inputs(model, tokenizer, answers=["It is [SEG]."], image_index=[0], sizes=[(20, 70)])
     out = model(**inputs)
     assert out.similarity[0].shape == (1, 144) and out.mask_logits[0].shape == (1, 20, 70)
@@ -55,6 +57,10 @@ def test_config_validation_names_the_key():
         ReadModelConfig(answer_style="loud")
     with pytest.raises(ValueError, match="model.projector_init_gain"):
         ReadModelConfig(projector_init_gain=0.0)
+    with pytest.raises(ValueError, match="model.clip_num_layers"):
+        ReadModelConfig(clip_num_layers=-1)
+    with pytest.raises(ValueError, match="model.clip_hidden_size must be a multiple of 2 heads"):
+        build_read(ReadModelConfig(clip_hidden_size=33))
 
 
 def test_projector_init_gain_scales_only_the_last_layer():

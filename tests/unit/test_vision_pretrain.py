@@ -8,36 +8,48 @@ import torch
 
 from model.build import build_read
 from model.config import ReadModelConfig
-from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
 from pipelines.vision import VisionPretrainConfig, pretrain_tower
-from pipelines.vision.scenes import label_groups, label_names, scene_batch
+from pipelines.vision.scenes import BACKGROUND, COLOUR_CLASSES, SHAPE_CLASSES, cell_cover, scene_batch
 
 
-def test_label_names_and_groups_line_up():
-    names = label_names(pairs=True)
-    groups = label_groups(pairs=True)
-    assert names[groups["colour"]] == list(COLOURS) and names[groups["shape"]] == list(SHAPES)
-    assert len(names[groups["pair"]]) == len(COLOURS) * len(SHAPES) and "red circle" in names[groups["pair"]]
-    assert label_names(pairs=False) == [*COLOURS, *SHAPES] and "pair" not in label_groups(pairs=False)
+def test_cell_cover_is_the_covered_fraction_of_each_cell():
+    mask = np.zeros((8, 8), dtype=np.uint8)
+    mask[0:4, 0:4] = 1  # the whole top-left cell of a 2x2 grid
+    mask[4:6, 4:8] = 1  # half of the bottom-right cell
+    np.testing.assert_allclose(cell_cover(mask, 2), [[1.0, 0.0], [0.0, 0.5]])
+    assert cell_cover(np.ones((10, 10), dtype=np.uint8), 3).min() == 1.0  # uneven cells still cover fully
 
 
-def test_scene_batch_labels_are_the_drawn_objects():
+def test_scene_batch_labels_each_patch_with_the_object_covering_it():
     cfg = VisionPretrainConfig(image_size=[48, 48], max_objects=3)
-    pixels, labels = scene_batch(np.random.default_rng(5), 4, cfg, clip_size=112)
-    assert pixels.shape == (4, 3, 112, 112) and labels.shape == (4, len(label_names(pairs=True)))
-    rng, names = np.random.default_rng(5), label_names(pairs=True)  # the same draws again
+    batch = scene_batch(np.random.default_rng(5), 4, cfg, clip_size=112, grid=8)
+    assert batch.pixels.shape == (4, 3, 112, 112)
+    assert batch.colour.shape == batch.shape.shape == batch.objects.shape == (4, 64)
+    rng = np.random.default_rng(5)  # the same draws again
     for i in range(4):
         scene = sample_scene(rng, width=48, height=48, min_objects=2, max_objects=3, noise=cfg.noise)
-        want = {o.colour for o in scene.objects} | {o.shape for o in scene.objects} | {
-            f"{o.colour} {o.shape}" for o in scene.objects}
-        assert {names[j] for j in torch.nonzero(labels[i]).flatten().tolist()} == want
+        for cell in range(64):
+            r, c = divmod(cell, 8)
+            covers = [float(o.mask[6 * r:6 * r + 6, 6 * c:6 * c + 6].mean()) for o in scene.objects]
+            owner = int(batch.objects[i, cell])
+            if max(covers) < cfg.min_cover:
+                assert owner == 0 and batch.colour[i, cell] == batch.shape[i, cell] == BACKGROUND
+                continue
+            obj = scene.objects[int(np.argmax(covers))]
+            assert owner == obj.index + 1
+            assert COLOUR_CLASSES[batch.colour[i, cell]] == obj.colour
+            assert SHAPE_CLASSES[batch.shape[i, cell]] == obj.shape
+        largest = max(scene.objects, key=lambda o: o.area)
+        assert (batch.objects[i] == largest.index + 1).any()
 
 
 @pytest.mark.parametrize(("override", "match"), [
     ({"model": {"preset": "read-7b"}}, "tiny preset only"),
     ({"steps": 0}, "steps must be > 0"),
-    ({"image_size": [16, 64]}, "image_size"),
+    ({"image_size": [16, 16]}, "image_size"),
+    ({"image_size": [64, 48]}, "must be square"),
+    ({"min_cover": 0.0}, "min_cover"),
     ({"min_objects": 1}, "min_objects"),
 ])
 def test_config_refuses_what_it_cannot_do(override, match):
@@ -48,7 +60,7 @@ def test_config_refuses_what_it_cannot_do(override, match):
         VisionPretrainConfig(**kwargs)
 
 
-def test_a_short_pretraining_learns_colours_above_the_majority_answer():
+def test_a_short_pretraining_names_patch_colours_above_the_majority_answer():
     model, _ = build_read(ReadModelConfig())
     tower = model.llava.model.vision_tower
     before = {k: v.clone() for k, v in tower.state_dict().items()}
@@ -57,5 +69,7 @@ def test_a_short_pretraining_learns_colours_above_the_majority_answer():
                           clip_size=model.clip_image_size, log=lambda row: None)
     assert [r["step"] for r in rows] == [60, 120]
     assert rows[-1]["acc_colour"] > rows[-1]["majority_colour"] + 0.1, rows[-1]
+    assert set(rows[-1]) >= {f"{kind}_{group}" for kind in ("acc", "majority")
+                             for group in ("patch", "colour", "shape", "object_shape")}
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert any(not torch.equal(before[k], v) for k, v in tower.state_dict().items())
