@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration
 
-from model.config import ReadModelConfig
+from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
 from model.construct import construction
 from model.projector import SegPromptProjector
 from model.read import READ
@@ -26,6 +26,8 @@ EXPORT_FORMAT = "readseg-export"
 EXPORT_VERSION = 1
 CONFIG_FILE = "read_config.json"
 WEIGHTS_FILE = "model.safetensors"
+_NO_WEIGHT_PATHS = dict.fromkeys(WEIGHT_PATH_KEYS, "")
+"""An export carries every weight itself: its config never points back at the files it was built from."""
 
 
 def is_export_dir(path: str) -> bool:
@@ -51,8 +53,7 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
     meta = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
-        "read_config": dataclasses.asdict(cfg) | {"read_checkpoint": "", "llava_path": "", "sam_checkpoint": "",
-                                                     "vision_checkpoint": ""},
+        "read_config": dataclasses.asdict(cfg) | _NO_WEIGHT_PATHS,
         "llava_config": model.llava.config.to_dict(),
         "sam_shape": _sam_shape_of(model).to_dict(),
         "seg_token_id": model.seg_token_id,
@@ -82,8 +83,7 @@ def load_export(
         raise ValueError(f"{out_dir}/{CONFIG_FILE}: format {meta.get('format')} v{meta.get('version')} unsupported")
     cfg = ReadModelConfig(**meta["read_config"])
     if runtime_cfg is not None:
-        cfg = dataclasses.replace(runtime_cfg, preset=cfg.preset, read_checkpoint="", llava_path="", sam_checkpoint="",
-                                  vision_checkpoint="")
+        cfg = dataclasses.replace(runtime_cfg, preset=cfg.preset, **_NO_WEIGHT_PATHS)
     dtype = getattr(torch, cfg.dtype)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     shape = SamShape.from_dict(meta["sam_shape"])
