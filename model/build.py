@@ -68,6 +68,8 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
         )
         with construction(device, dtype):
             llava = LlavaForConditionalGeneration(config)
+        if cfg.llm_init_std:
+            _reinit_decoder_linears(llava.model.language_model, cfg.llm_init_std)
         return tokenizer, llava
     path = pathlib.Path(cfg.llava_path)
     if not (path / "config.json").is_file():
@@ -82,6 +84,15 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
     if len(tokenizer) > llava.get_input_embeddings().weight.shape[0]:
         llava.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     return tokenizer, llava
+
+
+@torch.no_grad()
+def _reinit_decoder_linears(language_model: torch.nn.Module, std: float) -> None:
+    """Draw every linear weight of the decoder layers (attention and MLP) from N(0, std); embeddings, norms and the
+    LM head keep Hugging Face's initialisation."""
+    for module in language_model.layers.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.normal_(0.0, std)
 
 
 def load_sam_checkpoint(sam: torch.nn.Module, path: str) -> None:

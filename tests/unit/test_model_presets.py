@@ -59,6 +59,8 @@ def test_config_validation_names_the_key():
         ReadModelConfig(projector_init_gain=0.0)
     with pytest.raises(ValueError, match="model.clip_num_layers"):
         ReadModelConfig(clip_num_layers=-1)
+    with pytest.raises(ValueError, match="model.llm_init_std"):
+        ReadModelConfig(llm_init_std=-0.1)
     with pytest.raises(ValueError, match="model.clip_hidden_size must be a multiple of 2 heads"):
         build_read(ReadModelConfig(clip_hidden_size=33))
 
@@ -78,3 +80,18 @@ def test_projector_init_gain_scales_only_the_last_layer():
     torch.manual_seed(3)
     plain, _ = build_read(ReadModelConfig())
     torch.testing.assert_close(model.projector.fc2.weight, 10.0 * plain.projector.fc2.weight)
+
+
+def test_llm_init_std_redraws_only_the_decoder_linears():
+    torch.manual_seed(5)
+    plain, _ = build_read(ReadModelConfig())
+    torch.manual_seed(5)
+    wide, _ = build_read(ReadModelConfig(llm_init_std=0.08))
+    lm_plain, lm_wide = plain.llava.model.language_model, wide.llava.model.language_model
+    for name, module in lm_wide.layers.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            assert module.weight.std().item() == pytest.approx(0.08, rel=0.1), name
+            assert lm_plain.layers.get_submodule(name).weight.std().item() == pytest.approx(0.02, rel=0.1), name
+    assert torch.equal(lm_wide.embed_tokens.weight, lm_plain.embed_tokens.weight)
+    assert torch.equal(wide.llava.lm_head.weight, plain.llava.lm_head.weight)
+    assert torch.equal(lm_wide.layers[0].input_layernorm.weight, lm_plain.layers[0].input_layernorm.weight)
