@@ -1,10 +1,10 @@
 """The whole system on one machine: `make demo` (python -m jobs.demo [--config configs/demo.yaml] key=value ...).
 
 On a local Ray cluster it starts itself: synthesise raw datasets in the real formats, preprocess them to shards,
-build false-premise augmentations, optionally pretrain the tiny vision tower (pretrain_vision=true), evaluate the
-untrained tiny READ, train it with DeepSpeed under Ray Train on 2 workers, evaluate the trained export, print the
-all-objects baseline, untrained and trained results per query type, draw panels, and stop the cluster. Every step
-is skipped when its output is complete, so a re-run reuses work.
+build false-premise augmentations, optionally pretrain the tiny vision tower (pretrain_vision=true) and the tiny
+LLaVA (pretrain_language=true), evaluate the untrained tiny READ, train it with DeepSpeed under Ray Train on 2
+workers, evaluate the trained export, print the all-objects baseline, untrained and trained results per query type,
+draw panels, and stop the cluster. Every step is skipped when its output is complete, so a re-run reuses work.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import ray
 
-from jobs import augment, evaluate, preprocess, pretrain_vision, synth, train, visualize
+from jobs import augment, evaluate, preprocess, pretrain_language, pretrain_vision, synth, train, visualize
 from jobs._config import config_yaml, load_config
 from jobs._ray import init_ray
 from pipelines import storage
@@ -65,12 +65,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         data = "data=[" + ",".join(storage.join(shards, name) for name in cfg.eval_data) + "]"
         untrained, trained = storage.join(out, "eval-untrained"), storage.join(out, "eval")
         model_overrides = [arg for arg in cfg.train if arg.startswith("model.")]  # same architecture as trained
-        tower = _pretrained_tower(cfg, out, model_overrides) if cfg.pretrain_vision else []
-        model_overrides += tower
+        weights = _pretrained_tower(cfg, out, model_overrides) if cfg.pretrain_vision else []
+        if cfg.pretrain_language:  # the pretrained LLaVA holds the tower it was trained with
+            weights = _pretrained_llava(cfg, out, [*model_overrides, *weights])
+        model_overrides += weights
         _step("evaluate the untrained tiny model", storage.join(untrained, "summary.parquet"),
               lambda: evaluate.main(["model.preset=tiny", *model_overrides, data, f"out={untrained}", workers]))
         recipe = [arg for path in cfg.train_configs for arg in ("--config", path)]
-        train_argv = [*recipe, "name=train", f"storage_path={out}", f"shards_root={shards}", *cfg.train, *tower]
+        train_argv = [*recipe, "name=train", f"storage_path={out}", f"shards_root={shards}", *cfg.train, *weights]
         stages = _stages(cfg, train_argv)
         baseline = per_query_type(baseline_for_shards([storage.join(shards, n) for n in cfg.eval_data])[0])
         for stop in stages:
@@ -104,6 +106,16 @@ def _pretrained_tower(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
     _step("pretrain the vision tower on fresh scenes", weights, lambda: pretrain_vision.main(
         [f"out={vision}", f"seed={cfg.seed}", f"num_cpus={cfg.num_cpus}", *model_overrides, *cfg.vision]))
     return [f"model.vision_checkpoint={weights}"]
+
+
+def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> list[str]:
+    """Pretrain the tiny LLaVA into `<out>/language/` (unless complete); returns the override that loads it."""
+    language = storage.join(out, "language")
+    folder = storage.join(language, pretrain_language.LLAVA_DIR)
+    _step("pretrain the tiny LLaVA on yes/no questions", storage.join(folder, pretrain_language.COMPLETE),
+          lambda: pretrain_language.main([f"out={language}", f"num_cpus={cfg.num_cpus}", *model_overrides,
+                                          *cfg.language]))
+    return [f"model.llava_path={folder}"]
 
 
 def _stages(cfg: DemoConfig, train_argv: list[str]) -> list[int]:

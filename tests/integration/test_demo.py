@@ -31,6 +31,8 @@ def _argv(out: pathlib.Path) -> list[str]:
         "eval_every": 3,
         "pretrain_vision": True,
         "vision": ["steps=4", "eval_every=2", "eval_scenes=8", "batch_size=4"],
+        "pretrain_language": True,
+        "language": ["steps=4", "eval_every=2", "eval_questions=8", "batch_size=4", "warmup_steps=1"],
     }))
     return ["--config", str(REPO / "configs" / "demo.yaml"), "--config", str(small)]
 
@@ -47,7 +49,7 @@ def test_demo_writes_every_output(demo_out):
                  "shards/refcoco_fp-train/summary.parquet", "eval-untrained/summary.parquet",
                  "train/metrics.parquet", "train/export/read_config.json", "eval/summary.parquet",
                  "baselines.parquet", "by_query_type.parquet", "config.yaml", "vision/vision_tower.safetensors",
-                 "vision/metrics.parquet"):
+                 "vision/metrics.parquet", "language/metrics.parquet", "language/llava/config.json"):
         assert (out / name).exists(), name
     assert len(list((out / "viz").glob("*.png"))) == 2
     curve = pd.read_parquet(out / "curve.parquet")  # eval_every=3 of 6 steps: evaluated after steps 3 and 6
@@ -55,12 +57,15 @@ def test_demo_writes_every_output(demo_out):
     assert (out / "eval-step-000003" / "summary.parquet").exists()
 
 
-def test_untrained_and_trained_models_start_from_the_pretrained_tower(demo_out):
+def test_the_language_stage_starts_from_the_tower_and_every_model_from_it(demo_out):
     out, _ = demo_out
     weights = str(out / "vision" / "vision_tower.safetensors")
+    language = yaml.safe_load((out / "language" / "config.yaml").read_text())
+    assert language["model"]["vision_checkpoint"] == weights and language["model"]["llava_path"] == ""
     for folder in ("eval-untrained", "train"):
         saved = yaml.safe_load((out / folder / "config.yaml").read_text())
-        assert saved["model"]["vision_checkpoint"] == weights, folder
+        assert saved["model"]["llava_path"] == str(out / "language" / "llava"), folder
+        assert saved["model"]["vision_checkpoint"] == "", folder  # the LLaVA folder already holds that tower
 
 
 def test_tables_compare_baseline_untrained_and_trained_per_query_type(demo_out):
@@ -115,4 +120,5 @@ def test_rerun_reuses_every_step(demo_out, capsys):
     printed = capsys.readouterr().out
     assert printed.count("complete, reusing") >= 12, printed
     assert "pretrain the vision tower on fresh scenes: complete" in printed
+    assert "pretrain the tiny LLaVA on yes/no questions: complete" in printed
     pd.testing.assert_frame_equal(first, again)

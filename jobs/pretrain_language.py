@@ -1,0 +1,65 @@
+"""Pretrain the tiny preset's LLaVA on yes/no presence questions about fresh synthetic scenes, as one Ray task.
+
+    python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]] [ray_address=auto]
+
+Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
+metrics.parquet (held-out yes/no accuracy per question kind; chance is 50%) and config.yaml. See
+pipelines/language/pretrain.py for why.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import tempfile
+
+import pyarrow as pa
+import ray
+
+from jobs._config import config_yaml, load_config
+from jobs._ray import init_ray
+from pipelines import storage
+from pipelines.language import LanguagePretrainConfig, pretrain_language
+
+LLAVA_DIR = "llava"
+COMPLETE = "config.json"
+"""Written last inside llava/: its presence means the folder is complete."""
+
+
+def _report(row: dict) -> None:
+    kinds = " ".join(f"{k.removeprefix('acc_')} {100 * v:.1f}%" for k, v in row.items() if k.startswith("acc_"))
+    print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f} {kinds} "
+          f"(chance 50%)", flush=True)
+
+
+@ray.remote
+def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]]:
+    llava, tokenizer, rows = pretrain_language(cfg, log=_report)
+    with tempfile.TemporaryDirectory() as tmp:
+        llava.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        files = {p.name: p.read_bytes() for p in pathlib.Path(tmp).iterdir() if p.is_file()}
+    return files, rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    cfg = load_config(LanguagePretrainConfig, sys.argv[1:] if argv is None else argv)
+    storage.makedirs(cfg.out)
+    storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
+    started = init_ray(cfg.ray_address, num_cpus=cfg.num_cpus)
+    try:
+        files, rows = ray.get(_pretrain.options(num_cpus=cfg.num_cpus).remote(cfg))
+    finally:
+        if started:
+            ray.shutdown()
+    storage.atomic_write_parquet(storage.join(cfg.out, "metrics.parquet"), pa.Table.from_pylist(rows))
+    folder = storage.join(cfg.out, LLAVA_DIR)
+    storage.makedirs(folder)
+    for name in sorted(files, key=lambda n: n == COMPLETE):  # config.json last
+        storage.atomic_write_bytes(storage.join(folder, name), files[name])
+    print(f"[pretrain_language] wrote {folder}; use model.llava_path=<that folder>")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

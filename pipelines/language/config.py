@@ -1,0 +1,61 @@
+"""`jobs.pretrain_language` configuration (one structured config; YAML presets in configs/, dotlist overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from model.config import ReadModelConfig
+from pipelines.language.questions import KINDS
+
+
+@dataclass(kw_only=True)
+class LanguagePretrainConfig:
+    """Pretrain the tiny LLaVA (tower, projector, LLM) to answer "Is there {phrase} in this image?" with yes or no."""
+
+    out: str = "runs/language"
+    """Output folder: llava/ (a Hugging Face LLaVA folder for model.llava_path), metrics.parquet, config.yaml."""
+    model: ReadModelConfig = field(default_factory=lambda: ReadModelConfig(llm_init_std=0.05))
+    """The READ model whose LLaVA is pretrained; only the tiny preset (real presets load LLaVA from llava_path).
+    llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50")."""
+    kinds: list[str] = field(default_factory=lambda: ["colour"])
+    """Question kinds, cycled within a batch: colour ("a red shape"), shape ("a star"), pair ("a red star")."""
+    steps: int = 2500
+    """Optimizer steps; every step draws `batch_size` new scenes, so nothing is seen twice."""
+    batch_size: int = 16
+    lr: float = 1.0e-3
+    """AdamW peak learning rate: linear warmup over `warmup_steps`, then linear decay to 0 at `steps`."""
+    warmup_steps: int = 100
+    image_size: list[int] = field(default_factory=lambda: [64, 64])
+    """Scene [width, height] in px, as the synthetic datasets (synth.image_size)."""
+    min_objects: int = 2
+    max_objects: int = 4
+    noise: float = 6.0
+    """Background noise half-range, as synth.noise."""
+    eval_questions: int = 384
+    """Held-out questions (fresh scenes of a fixed seed of their own) scored every `eval_every` steps."""
+    eval_every: int = 250
+    seed: int = 1
+    num_cpus: int = 1
+    """CPUs of the one Ray task that trains (and torch threads inside it)."""
+    ray_address: str = ""
+    """"" starts a local Ray cluster; "auto" or host:port joins one (ray job submit sets RAY_ADDRESS)."""
+
+    def __post_init__(self) -> None:
+        if self.model.preset != "tiny":
+            raise ValueError(f"model.preset={self.model.preset!r}: language pretraining stands in for LLaVA's "
+                             "pretraining in the tiny preset only; the real presets load LLaVA from model.llava_path")
+        if self.model.llava_path:
+            raise ValueError("model.llava_path must be empty: this job builds the tiny LLaVA it pretrains")
+        if not self.kinds or any(k not in KINDS for k in self.kinds):
+            raise ValueError(f"kinds must be a non-empty list of {KINDS}, got {list(self.kinds)}")
+        for key in ("steps", "batch_size", "eval_questions", "eval_every", "num_cpus"):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+        if not 0 <= self.warmup_steps < self.steps:
+            raise ValueError(f"warmup_steps must be in [0, steps), got {self.warmup_steps} (steps={self.steps})")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if len(self.image_size) != 2 or min(self.image_size) < 32:
+            raise ValueError(f"image_size must be [width, height] with sides >= 32, got {list(self.image_size)}")
+        if not 2 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"need 2 <= min_objects <= max_objects, got {self.min_objects}/{self.max_objects}")

@@ -1,0 +1,155 @@
+"""Pretrain the tiny preset's LLaVA on yes/no presence questions: the stand-in for LLaVA's own pretraining.
+
+READ starts from LLaVA-1.5, which already answers questions about an image; the tiny preset's LLaVA starts random,
+and inside READ's training it does not learn to look a query word up in the image (README "Why See stays at 50").
+Here the whole tiny LLaVA (tower, projector, LLM) learns one answer token, yes or no, after
+"Is there {phrase} in this image?" on scenes drawn afresh every step; the folder it writes is a Hugging Face LLaVA
+that READ's training loads with `model.llava_path`, as it loads LLaVA-1.5. It never sees a dataset image or a mask.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+from model.build import build_read
+from pipelines.data.conversation import build_prompt
+from pipelines.data.image import clip_preprocess
+from pipelines.data.templates import IMAGE_TOKEN
+from pipelines.data.tokenize import tokenize
+from pipelines.language.config import LanguagePretrainConfig
+from pipelines.language.questions import QUESTION, presence_phrase
+from pipelines.synth.scene import sample_scene
+
+ANSWERS = ("yes", "no")
+
+
+@dataclass
+class QuestionBatch:
+    """N questions, left-padded: pixels (N, 3, S, S), input_ids / attention_mask (N, T), yes (N,) bool, kinds."""
+
+    pixels: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    yes: torch.Tensor
+    kinds: list[str]
+
+
+class QuestionSampler:
+    """Draws fresh scenes and one balanced presence question per scene, tokenised for the tiny LLaVA."""
+
+    def __init__(self, cfg: LanguagePretrainConfig, tokenizer, *, num_image_tokens: int, clip_size: int) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.num_image_tokens, self.clip_size = num_image_tokens, clip_size
+        self._ids: dict[str, torch.Tensor] = {}
+
+    def batch(self, scene_rng: np.random.Generator, rng: random.Random, n: int) -> QuestionBatch:
+        cfg = self.cfg
+        pixels, ids, yes, kinds = [], [], [], []
+        for i in range(n):
+            scene = sample_scene(scene_rng, width=cfg.image_size[0], height=cfg.image_size[1],
+                                 min_objects=cfg.min_objects, max_objects=cfg.max_objects, noise=cfg.noise)
+            kind, present = cfg.kinds[i % len(cfg.kinds)], rng.random() < 0.5
+            pixels.append(clip_preprocess(scene.rgb, self.clip_size))
+            ids.append(self._question_ids(QUESTION.format(phrase=presence_phrase(rng, scene.objects, kind, present))))
+            yes.append(present)
+            kinds.append(kind)
+        length = max(len(x) for x in ids)
+        input_ids = torch.full((n, length), self.tokenizer.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((n, length), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, length - len(x):] = x
+            attention_mask[i, length - len(x):] = 1
+        return QuestionBatch(torch.stack(pixels), input_ids, attention_mask, torch.tensor(yes), kinds)
+
+    def _question_ids(self, question: str) -> torch.Tensor:
+        if question not in self._ids:
+            prompt = build_prompt([(IMAGE_TOKEN + "\n" + question, None)])
+            self._ids[question] = tokenize(prompt, self.tokenizer, self.num_image_tokens)[0]
+        return self._ids[question]
+
+
+def answer_ids(tokenizer) -> tuple[int, int]:
+    """First token ids of "yes" and "no" (they must differ: the answer is read from that one token)."""
+    yes, no = (tokenizer(a, add_special_tokens=False).input_ids[0] for a in ANSWERS)
+    if yes == no:
+        raise ValueError(f"the tokenizer starts {ANSWERS} with the same token; cannot read a yes/no answer")
+    return yes, no
+
+
+def yes_no_logits(llava: nn.Module, batch: QuestionBatch, yes_no: tuple[int, int]) -> torch.Tensor:
+    """The next-token logits of (yes, no) after each question: (N, 2)."""
+    out = llava(input_ids=batch.input_ids, pixel_values=batch.pixels, attention_mask=batch.attention_mask,
+                use_cache=False, logits_to_keep=1)
+    return out.logits[:, -1, list(yes_no)]
+
+
+def pretrain_llava(cfg: LanguagePretrainConfig, llava: nn.Module, sampler: QuestionSampler, yes_no: tuple[int, int],
+                   *, log: Callable[[dict], None] = print) -> list[dict]:
+    """Train `llava` in place on full-vocabulary CE of the answer token; returns one metrics row per evaluation."""
+    torch.manual_seed(cfg.seed)
+    params = list(llava.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+    decay = max(1, cfg.steps - cfg.warmup_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / max(1, cfg.warmup_steps), max(0.0, (cfg.steps - s) / decay)))
+    held_out = held_out_batch(cfg, sampler)
+    scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
+    targets = torch.tensor(yes_no)
+    rows, started, losses = [], time.perf_counter(), []
+    llava.train()
+    for step in range(1, cfg.steps + 1):
+        batch = sampler.batch(scene_rng, rng, cfg.batch_size)
+        out = llava(input_ids=batch.input_ids, pixel_values=batch.pixels, attention_mask=batch.attention_mask,
+                    use_cache=False, logits_to_keep=1)
+        loss = nn.functional.cross_entropy(out.logits[:, -1], torch.where(batch.yes, targets[0], targets[1]))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            row = {"step": step, "seconds": time.perf_counter() - started, "loss": float(np.mean(losses))}
+            row |= accuracy(llava, held_out, yes_no)
+            rows.append(row)
+            log(row)
+            losses = []
+    llava.eval()
+    return rows
+
+
+def held_out_batch(cfg: LanguagePretrainConfig, sampler: QuestionSampler) -> QuestionBatch:
+    """The `cfg.eval_questions` held-out questions: scenes and questions from seeds that training never draws."""
+    return sampler.batch(np.random.default_rng([cfg.seed, 1]), random.Random(cfg.seed * 1000 + 1), cfg.eval_questions)
+
+
+@torch.no_grad()
+def accuracy(llava: nn.Module, held_out: QuestionBatch, yes_no: tuple[int, int], chunk: int = 64) -> dict[str, float]:
+    """Held-out accuracy per question kind (`acc_<kind>`) and overall (`acc`); chance is 0.5 by construction."""
+    hits = []
+    for start in range(0, len(held_out.yes), chunk):
+        part = QuestionBatch(**{f.name: getattr(held_out, f.name)[start:start + chunk] for f in fields(QuestionBatch)})
+        logits = yes_no_logits(llava, part, yes_no)
+        hits += ((logits[:, 0] > logits[:, 1]) == part.yes).tolist()
+    hit, kinds = np.array(hits), np.array(held_out.kinds)
+    return {"acc": float(hit.mean())} | {f"acc_{k}": float(hit[kinds == k].mean()) for k in sorted(set(kinds))}
+
+
+def pretrain_language(cfg: LanguagePretrainConfig, *, log: Callable[[dict], None] = print
+                      ) -> tuple[nn.Module, object, list[dict]]:
+    """Build `cfg.model`, pretrain its LLaVA; returns (the LLaVA, its tokenizer, metrics rows)."""
+    torch.set_num_threads(cfg.num_cpus)
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = build_read(cfg.model)
+    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens, clip_size=model.clip_image_size)
+    rows = pretrain_llava(cfg, model.llava, sampler, answer_ids(tokenizer), log=log)
+    return model.llava, tokenizer, rows

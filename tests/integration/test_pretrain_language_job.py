@@ -1,0 +1,56 @@
+"""jobs.pretrain_language on a real local Ray cluster: the LLaVA folder loads into READ through model.llava_path and
+answers exactly as the job measured."""
+
+from __future__ import annotations
+
+import pathlib
+import pandas as pd
+import pytest
+import torch
+
+from jobs import pretrain_language
+from jobs._config import load_config
+from model.build import build_read
+from model.config import ReadModelConfig
+from pipelines.language import LanguagePretrainConfig
+from pipelines.language.pretrain import QuestionSampler, accuracy, answer_ids, held_out_batch
+
+ARGS = ["steps=6", "eval_every=3", "eval_questions=24", "batch_size=4", "warmup_steps=2", "num_cpus=1", "seed=3",
+        "kinds=[colour,pair]"]
+
+
+@pytest.fixture(scope="module")
+def job_out(local_ray, tmp_path_factory) -> tuple[pathlib.Path, list[dict]]:
+    out = tmp_path_factory.mktemp("language") / "language"
+    return out, pretrain_language.main([*ARGS, f"out={out}"])
+
+
+def test_job_writes_llava_metrics_and_config(job_out):
+    out, rows = job_out
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert list(metrics["step"]) == [3, 6] == [r["step"] for r in rows]
+    assert {"acc", "acc_colour", "acc_pair", "loss"} <= set(metrics.columns)
+    assert metrics[["acc", "acc_colour", "acc_pair"]].stack().between(0, 1).all()
+    assert (out / pretrain_language.LLAVA_DIR / pretrain_language.COMPLETE).is_file()
+    cfg = load_config(LanguagePretrainConfig, ["--config", str(out / "config.yaml")])
+    assert cfg.steps == 6 and cfg.seed == 3 and cfg.kinds == ["colour", "pair"]
+
+
+def test_read_built_from_the_folder_answers_as_measured(job_out):
+    out, rows = job_out
+    model, tokenizer = build_read(ReadModelConfig(llava_path=str(out / pretrain_language.LLAVA_DIR)))
+    fresh, _ = build_read(ReadModelConfig())
+    assert any(not torch.equal(t, fresh.llava.state_dict()[k]) for k, t in model.llava.state_dict().items())
+    cfg = load_config(LanguagePretrainConfig, ["--config", str(out / "config.yaml")])
+    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                              clip_size=model.clip_image_size)
+    held_out = held_out_batch(cfg, sampler)
+    model.llava.eval()
+    assert accuracy(model.llava, held_out, answer_ids(tokenizer)) == {k: v for k, v in rows[-1].items()
+                                                                       if k.startswith("acc")}
+
+
+def test_a_real_preset_is_refused_before_any_work(tmp_path):
+    with pytest.raises(SystemExit, match="tiny preset only"):
+        pretrain_language.main([f"out={tmp_path / 'l'}", "model.preset=read-7b"])
+    assert not (tmp_path / "l").exists()

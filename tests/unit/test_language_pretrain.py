@@ -1,0 +1,92 @@
+"""pipelines.language: presence questions are right about their scene and balanced; the yes/no loop trains."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from model.build import build_read
+from model.config import ReadModelConfig
+from pipelines.language import LanguagePretrainConfig
+from pipelines.language.pretrain import QuestionSampler, answer_ids, yes_no_logits
+from pipelines.language.questions import KINDS, presence_phrase
+from pipelines.synth.palette import COLOURS, SHAPES
+from pipelines.synth.scene import sample_scene
+
+
+def _named(phrase: str) -> tuple[str | None, str | None]:
+    words = phrase.removeprefix("a ").split()
+    colour = words[0] if words[0] in COLOURS else None
+    shape = words[-1] if words[-1] in SHAPES else None
+    return colour, shape
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_phrases_are_true_or_false_of_their_scene(kind):
+    scene_rng, rng = np.random.default_rng(0), random.Random(0)
+    for _ in range(200):
+        scene = sample_scene(scene_rng, width=64, height=64, min_objects=2, max_objects=4, noise=6.0)
+        for present in (True, False):
+            colour, shape = _named(presence_phrase(rng, scene.objects, kind, present))
+            assert (colour is not None) == (kind != "shape") and (shape is not None) == (kind != "colour")
+            matches = [o for o in scene.objects
+                       if (colour is None or o.colour == colour) and (shape is None or o.shape == shape)]
+            assert bool(matches) == present, (kind, present, colour, shape, scene.objects)
+
+
+def test_absent_pairs_often_bind_present_parts():
+    scene_rng, rng = np.random.default_rng(1), random.Random(1)
+    bound = 0
+    for _ in range(300):
+        scene = sample_scene(scene_rng, width=64, height=64, min_objects=3, max_objects=4, noise=6.0)
+        colour, shape = _named(presence_phrase(rng, scene.objects, "pair", False))
+        bound += colour in {o.colour for o in scene.objects} and shape in {o.shape for o in scene.objects}
+    assert 0.3 < bound / 300 < 0.8
+
+
+def test_sampler_balances_answers_and_cycles_kinds():
+    model, tokenizer = build_read(ReadModelConfig())
+    cfg = LanguagePretrainConfig(kinds=["colour", "shape"])
+    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                              clip_size=model.clip_image_size)
+    batch = sampler.batch(np.random.default_rng(0), random.Random(0), 400)
+    assert 0.43 < batch.yes.float().mean() < 0.57
+    assert batch.kinds[:4] == ["colour", "shape", "colour", "shape"]
+    assert batch.pixels.shape == (400, 3, model.clip_image_size, model.clip_image_size)
+    image_id = model.llava.config.image_token_id
+    assert ((batch.input_ids == image_id).sum(1) == model.num_image_tokens).all()
+    assert (batch.attention_mask[:, -1] == 1).all()  # left-padded: every question ends at the last position
+
+
+def test_one_batch_is_learned():
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    cfg = LanguagePretrainConfig()
+    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                              clip_size=model.clip_image_size)
+    batch = sampler.batch(np.random.default_rng(0), random.Random(0), 8)
+    yes_no = answer_ids(tokenizer)
+    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
+    target = (~batch.yes).long()  # column 0 is "yes"
+    losses = []
+    for _ in range(40):
+        loss = torch.nn.functional.cross_entropy(yes_no_logits(model.llava, batch, yes_no), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_config_refusals_name_the_key():
+    with pytest.raises(ValueError, match="kinds"):
+        LanguagePretrainConfig(kinds=["size"])
+    with pytest.raises(ValueError, match="model.llava_path"):
+        LanguagePretrainConfig(model=ReadModelConfig(llava_path="/x"))
+    with pytest.raises(ValueError, match="tiny preset only"):
+        LanguagePretrainConfig(model=ReadModelConfig(preset="read-7b"))
+    with pytest.raises(ValueError, match="warmup_steps"):
+        LanguagePretrainConfig(steps=10, warmup_steps=10)
