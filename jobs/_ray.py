@@ -20,3 +20,14 @@ def init_ray(address: str, *, num_cpus: int | None = None) -> bool:
         return False
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     return True
+
+
+def run_one_task(fn, *args, address: str, num_cpus: int):
+    """`fn(*args)` as one Ray task holding `num_cpus` CPUs, on the cluster `init_ray(address)` joins or starts (a
+    cluster it starts is stopped afterwards); returns the task's result."""
+    started = init_ray(address, num_cpus=num_cpus)
+    try:
+        return ray.get(ray.remote(fn).options(num_cpus=num_cpus).remote(*args))
+    finally:
+        if started:
+            ray.shutdown()

@@ -14,10 +14,9 @@ import sys
 import tempfile
 
 import pyarrow as pa
-import ray
 
 from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
+from jobs._ray import run_one_task
 from pipelines import storage
 from pipelines.language import LanguagePretrainConfig, pretrain_language
 
@@ -32,7 +31,6 @@ def _report(row: dict) -> None:
           f"(chance 50%)", flush=True)
 
 
-@ray.remote
 def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]]:
     llava, tokenizer, rows = pretrain_language(cfg, log=_report)
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,12 +44,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cfg = load_config(LanguagePretrainConfig, sys.argv[1:] if argv is None else argv)
     storage.makedirs(cfg.out)
     storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
-    started = init_ray(cfg.ray_address, num_cpus=cfg.num_cpus)
-    try:
-        files, rows = ray.get(_pretrain.options(num_cpus=cfg.num_cpus).remote(cfg))
-    finally:
-        if started:
-            ray.shutdown()
+    files, rows = run_one_task(_pretrain, cfg, address=cfg.ray_address, num_cpus=cfg.num_cpus)
     storage.atomic_write_parquet(storage.join(cfg.out, "metrics.parquet"), pa.Table.from_pylist(rows))
     folder = storage.join(cfg.out, LLAVA_DIR)
     storage.makedirs(folder)

@@ -13,11 +13,10 @@ from __future__ import annotations
 import sys
 
 import pyarrow as pa
-import ray
 from safetensors.torch import save
 
 from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
+from jobs._ray import run_one_task
 from pipelines import storage
 from pipelines.vision import VisionPretrainConfig, pretrain_vision
 
@@ -30,7 +29,6 @@ def _report(row: dict) -> None:
         f"{g} {100 * row[f'acc_{g}']:.1f}% (majority {100 * row[f'majority_{g}']:.1f}%)" for g in groups), flush=True)
 
 
-@ray.remote
 def _pretrain(cfg: VisionPretrainConfig) -> tuple[bytes, list[dict]]:
     state, rows = pretrain_vision(cfg, log=_report)
     return save(state, metadata={"format": "pt"}), rows
@@ -40,12 +38,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cfg = load_config(VisionPretrainConfig, sys.argv[1:] if argv is None else argv)
     storage.makedirs(cfg.out)
     storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
-    started = init_ray(cfg.ray_address, num_cpus=cfg.num_cpus)
-    try:
-        weights, rows = ray.get(_pretrain.options(num_cpus=cfg.num_cpus).remote(cfg))
-    finally:
-        if started:
-            ray.shutdown()
+    weights, rows = run_one_task(_pretrain, cfg, address=cfg.ray_address, num_cpus=cfg.num_cpus)
     storage.atomic_write_parquet(storage.join(cfg.out, "metrics.parquet"), pa.Table.from_pylist(rows))
     storage.atomic_write_bytes(storage.join(cfg.out, WEIGHTS), weights)  # last: its presence means complete
     print(f"[pretrain_vision] wrote {storage.join(cfg.out, WEIGHTS)}; use model.vision_checkpoint=<that path>")
