@@ -31,13 +31,14 @@ FOLDERS = {"refcoco": ("unc", "refcoco-train"), "fprefcoco": ("unc", "refcoco_fp
            "llava_vqa": ("", "llava_vqa-train"), "R-refcoco": ("unc", "R-refcoco-train")}
 
 
-def _shards(width: int, height: int, num_images: int) -> Path:
-    """Write (once) a synthetic tree and its shards in the layout configs/train_tiny.yaml reads; returns shards_root."""
+def synthetic_shards(width: int, height: int, num_images: int, out: Path = OUT) -> Path:
+    """Write (once) a synthetic tree and its shards in the layout configs/train_tiny.yaml reads, under `out`;
+    returns shards_root (`<dataset>-train/shard-*.tar` for refcoco, FP-RefCOCO, LLaVA VQA and R-RefCOCO)."""
     from pipelines.shards import preprocess_source
     from pipelines.sources import open_source
     from pipelines.synth import SynthConfig, write_all
 
-    root = OUT / f"shards_{width}x{height}_{num_images}"
+    root = out / f"shards_{width}x{height}_{num_images}"
     if (root / "done").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -94,7 +95,7 @@ def _loader_rate(shards_root: Path, num_batches: int, *, real_sizes: bool) -> fl
 
 
 def run(quick: bool) -> list[dict]:
-    shards_root = _shards(320, 240, 32 if quick else 96)
+    shards_root = synthetic_shards(320, 240, 32 if quick else 96)
     loader = _loader_rate(shards_root, 20 if quick else 80, real_sizes=False)
     train, workers, wall = _train_rate(shards_root, 12 if quick else 40)
     ratio = loader / train
@@ -109,7 +110,7 @@ def run(quick: bool) -> list[dict]:
         {"bench": "train", "metric": "train job wall time", "value": wall, "unit": "s", "goal": ""},
     ]
     if not quick:
-        real = _loader_rate(_shards(640, 480, 48), 20, real_sizes=True)
+        real = _loader_rate(synthetic_shards(640, 480, 48), 20, real_sizes=True)
         print(f"[bench.train] loader at real sizes (CLIP 336, SAM 1024, 640x480 images): {real:.2f} images/s per rank")
         rows.append({"bench": "train", "metric": "loader samples/s per rank (336/1024 sizes)", "value": real,
                      "unit": "images/s", "goal": ">= 2x GPU samples/s per GPU"})

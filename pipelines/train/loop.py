@@ -22,10 +22,11 @@ import torch.distributed as dist
 from pipelines import storage
 from pipelines.train.checkpoint import restore_latest, save_and_report
 from pipelines.train.config import TrainConfig
-from pipelines.train.engine import create_engine, current_lr, train_dtype
+from pipelines.train.engine import create_engine, train_dtype
 from pipelines.train.export import export_model
 from pipelines.train.metrics import METRICS_FILE, MetricsLog, StepMetrics, format_progress
-from pipelines.train.task import TrainTask, load_task
+from pipelines.train.step import optimizer_step
+from pipelines.train.task import load_task
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -65,7 +66,7 @@ def train(cfg: TrainConfig, *, rank: int, world_size: int, device: torch.device)
             seed = derive_seed(cfg.seed, cfg.data.seed, step - 1)
             stream = iter(task.batches(cfg, rank=rank, world_size=world_size, seed=seed))
         seed_everything(derive_seed(cfg.seed, rank, step))
-        row = _optimizer_step(engine, stream, step=step, device=device, dtype=dtype, task=task,
+        row = optimizer_step(engine, stream, step=step, device=device, dtype=dtype, task=task,
                               skipped_before=skipped_before)
         skipped_before = task.skipped_counts()
         if log is not None:
@@ -89,53 +90,6 @@ def train(cfg: TrainConfig, *, rank: int, world_size: int, device: torch.device)
             export_model(lambda out_dir: task.export(engine.module, cfg, out_dir), storage.join(cfg.run_dir, "export"))
             print(f"[train] exported {storage.join(cfg.run_dir, 'export')}", flush=True)
         dist.barrier()
-
-
-def _optimizer_step(engine: Any, stream: Any, *, step: int, device: torch.device, dtype: torch.dtype,
-                    task: TrainTask, skipped_before: tuple[int, int]) -> StepMetrics:
-    """gradient_accumulation_steps micro-batches and one optimizer update; losses averaged over ranks."""
-    began, lr = time.perf_counter(), current_lr(engine)
-    totals = torch.zeros(6, dtype=torch.float64, device=device)  # loss, ce, bce, dice, micro-batches, images
-    for _ in range(engine.gradient_accumulation_steps()):
-        batch = next(stream, None)
-        if batch is None:
-            raise ValueError("data: the batch stream ended; the loader must resample shards endlessly for training")
-        batch = batch.to(device, dtype)
-        out = engine(**batch.model_inputs())
-        engine.backward(out.loss + _zero_touch(engine.module))
-        engine.step()
-        losses = [out.loss, out.ce_loss, out.bce_loss, out.dice_loss]
-        totals += torch.tensor([float(x.detach()) for x in losses] + [1.0, len(batch.original_sizes)],
-                               dtype=torch.float64, device=device)
-    skipped = torch.tensor([now - before for now, before in zip(task.skipped_counts(), skipped_before)],
-                           dtype=torch.float64, device=device)
-    totals = torch.cat([totals, skipped])
-    dist.all_reduce(totals)
-    elapsed = max(time.perf_counter() - began, 1e-9)
-    micro = float(totals[4])
-    return StepMetrics(
-        step=step,
-        loss=float(totals[0]) / micro,
-        ce_loss=float(totals[1]) / micro,
-        bce_loss=float(totals[2]) / micro,
-        dice_loss=float(totals[3]) / micro,
-        lr=lr,
-        samples_per_s=float(totals[5]) / elapsed,
-        skipped_samples=int(totals[6]),
-        skipped_shards=int(totals[7]),
-    )
-
-
-def _zero_touch(module: torch.nn.Module) -> torch.Tensor:
-    """0 * (one element of every trainable parameter), added to the loss before backward.
-
-    A micro-batch without masks (VQA, negatives, false premises) leaves the SAM decoder and the [SEG] projection
-    out of the graph, so those parameters get no gradient on that rank while another rank's do; ZeRO-2 then
-    reduces gradient buckets of different sizes across ranks (gloo aborts: "Received data size doesn't match").
-    Touching every trainable parameter gives each rank the same gradient set, with zero added to the values.
-    """
-    params = [p for p in module.parameters() if p.requires_grad]
-    return sum((p.reshape(-1)[0] for p in params), torch.zeros((), device=params[0].device)) * 0.0
 
 
 def _fail_once(cfg: TrainConfig, step: int) -> None:
