@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 from pipelines.data.config import DataConfig
 from pipelines.train.config import TrainConfig
-from pipelines.train.engine import create_engine, current_lr
+from pipelines.train.engine import create_engine, current_lr, parseable_arch_list
 from tests.fixtures.train import StandInModel, synthetic_batch
 
 
@@ -91,3 +91,25 @@ def test_a_policy_that_trains_nothing_is_refused(process_group):
     model = StandInModel().requires_grad_(False)
     with pytest.raises(ValueError, match="trainable"):
         create_engine(model, config().to_deepspeed_dict())
+
+
+@pytest.mark.parametrize("value, parseable", [("9.0a", "9.0"), ("8.0;9.0a+PTX 10.0f", "8.0;9.0+PTX 10.0"),
+                                              ("7.5 8.6+PTX", "7.5 8.6+PTX")])
+def test_arch_suffixes_are_dropped_for_deepspeed(value, parseable):
+    assert parseable_arch_list(value) == parseable
+
+
+def test_the_arch_list_is_rewritten_only_while_deepspeed_initialises(process_group, monkeypatch):
+    import deepspeed
+
+    seen = []
+    real = deepspeed.initialize
+
+    def spy(**kwargs):
+        seen.append(os.environ["TORCH_CUDA_ARCH_LIST"])
+        return real(**kwargs)
+
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0a")
+    monkeypatch.setattr(deepspeed, "initialize", spy)
+    create_engine(StandInModel(), config().to_deepspeed_dict())
+    assert seen == ["9.0"] and os.environ["TORCH_CUDA_ARCH_LIST"] == "9.0a"
