@@ -67,7 +67,7 @@ def train(cfg: TrainConfig, *, rank: int, world_size: int, device: torch.device)
             stream = iter(task.batches(cfg, rank=rank, world_size=world_size, seed=seed))
         seed_everything(derive_seed(cfg.seed, rank, step))
         row = optimizer_step(engine, stream, step=step, device=device, dtype=dtype, task=task,
-                              skipped_before=skipped_before)
+                             skipped_before=skipped_before)
         skipped_before = task.skipped_counts()
         if log is not None:
             log.append(row)

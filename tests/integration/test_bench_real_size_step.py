@@ -5,33 +5,12 @@ loader, through the same `optimizer_step` that jobs.train's workers call."""
 from __future__ import annotations
 
 import math
-import os
 import pathlib
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
 
-from bench.real_size_step import recipe_config, measure
-
-
-@pytest.fixture
-def one_rank_group():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    dist.init_process_group("gloo", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+from bench.real_size_step import measure, recipe_config
 
 
 def test_the_recipe_keeps_its_hyper_parameters_with_random_weights(train_shards_root: pathlib.Path):
@@ -45,7 +24,7 @@ def test_the_recipe_keeps_its_hyper_parameters_with_random_weights(train_shards_
     assert all(len(urls) > 0 for urls in cfg.data.validate_shards().values())
 
 
-def test_measure_runs_real_updates_through_the_training_step(train_shards_root: pathlib.Path, one_rank_group):
+def test_measure_runs_real_updates_through_the_training_step(train_shards_root: pathlib.Path, one_rank_process_group):
     cfg = recipe_config(train_shards_root, ["model.preset=tiny", "model.dtype=float32", "use_gpu=false",
                                             "gradient_accumulation_steps=2", "data.num_workers=0",
                                             "data.shuffle_buffer=4", "model.num_points=4", "warmup_num_steps=2"])

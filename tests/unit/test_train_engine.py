@@ -4,34 +4,14 @@ frozen parameters, and a save/load round trip that continues bit-for-bit."""
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
 
 from pipelines.data.config import DataConfig
 from pipelines.train.config import TrainConfig
 from pipelines.train.engine import create_engine, current_lr, parseable_arch_list
 from tests.fixtures.train import StandInModel, synthetic_batch
-
-
-@pytest.fixture(scope="module")
-def process_group():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    dist.init_process_group("gloo", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 def config() -> TrainConfig:
@@ -49,7 +29,7 @@ def run_steps(engine, gen: torch.Generator, n: int) -> list[float]:
     return losses
 
 
-def test_engine_follows_the_derived_optimizer_and_schedule(process_group):
+def test_engine_follows_the_derived_optimizer_and_schedule(one_rank_process_group):
     torch.manual_seed(0)
     model = StandInModel()
     engine = create_engine(model, config().to_deepspeed_dict())
@@ -71,7 +51,7 @@ def test_engine_follows_the_derived_optimizer_and_schedule(process_group):
     assert engine.global_steps == 12
 
 
-def test_checkpoint_round_trip_continues_identically(process_group, tmp_path):
+def test_checkpoint_round_trip_continues_identically(one_rank_process_group, tmp_path):
     torch.manual_seed(0)
     engine = create_engine(StandInModel(), config().to_deepspeed_dict())
     gen = torch.Generator().manual_seed(2)
@@ -87,7 +67,7 @@ def test_checkpoint_round_trip_continues_identically(process_group, tmp_path):
     assert run_steps(fresh, torch.Generator().set_state(state), 3) == expected
 
 
-def test_a_policy_that_trains_nothing_is_refused(process_group):
+def test_a_policy_that_trains_nothing_is_refused(one_rank_process_group):
     model = StandInModel().requires_grad_(False)
     with pytest.raises(ValueError, match="trainable"):
         create_engine(model, config().to_deepspeed_dict())
@@ -99,7 +79,7 @@ def test_arch_suffixes_are_dropped_for_deepspeed(value, parseable):
     assert parseable_arch_list(value) == parseable
 
 
-def test_the_arch_list_is_rewritten_only_while_deepspeed_initialises(process_group, monkeypatch):
+def test_the_arch_list_is_rewritten_only_while_deepspeed_initialises(one_rank_process_group, monkeypatch):
     import deepspeed
 
     seen = []
