@@ -19,6 +19,7 @@ from jobs._config import config_yaml, load_config
 from jobs._ray import run_one_task
 from pipelines import storage
 from pipelines.language import LanguagePretrainConfig, pretrain_language
+from pipelines.language.pretrain import target_shortfall
 
 LLAVA_DIR = "llava"
 COMPLETE = "config.json"
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     storage.makedirs(folder)
     for name in sorted(files, key=lambda n: n == COMPLETE):  # config.json last
         storage.atomic_write_bytes(storage.join(folder, name), files[name])
+    if shortfall := target_shortfall(cfg, rows):
+        print(f"[pretrain_language] WARNING: {shortfall}", flush=True)
     print(f"[pretrain_language] wrote {folder}; use model.llava_path=<that folder>")
     return rows
 

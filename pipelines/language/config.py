@@ -25,6 +25,10 @@ class LanguagePretrainConfig:
     lr: float = 1.0e-3
     """AdamW peak learning rate: linear warmup over `warmup_steps`, then linear decay to 0 at `steps`."""
     warmup_steps: int = 100
+    target_accuracy: float = 0.0
+    """Stop at the first evaluation whose held-out accuracy (all kinds) reaches this; 0: train all `steps`.
+    The random LLM leaves its plateau after a seed- and thread-dependent number of steps; the job warns when the
+    last evaluation is below the target."""
     image_size: list[int] = field(default_factory=lambda: [64, 64])
     """Scene [width, height] in px, as the synthetic datasets (synth.image_size)."""
     min_objects: int = 2
@@ -55,6 +59,8 @@ class LanguagePretrainConfig:
             raise ValueError(f"warmup_steps must be in [0, steps), got {self.warmup_steps} (steps={self.steps})")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.target_accuracy <= 1.0:
+            raise ValueError(f"target_accuracy must be in [0, 1] (0: no target), got {self.target_accuracy}")
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be [width, height] with sides >= 32, got {list(self.image_size)}")
         if not 2 <= self.min_objects <= self.max_objects:

@@ -83,24 +83,30 @@ def answer_ids(tokenizer) -> tuple[int, int]:
     return yes, no
 
 
-def yes_no_logits(llava: nn.Module, batch: QuestionBatch, yes_no: tuple[int, int]) -> torch.Tensor:
-    """The next-token logits of (yes, no) after each question: (N, 2)."""
+def next_token_logits(llava: nn.Module, batch: QuestionBatch) -> torch.Tensor:
+    """The logits of the token after each question (the answer's first token): (N, vocabulary)."""
     out = llava(input_ids=batch.input_ids, pixel_values=batch.pixels, attention_mask=batch.attention_mask,
                 use_cache=False, logits_to_keep=1)
-    return out.logits[:, -1, list(yes_no)]
+    return out.logits[:, -1]
+
+
+def yes_no_logits(llava: nn.Module, batch: QuestionBatch, yes_no: tuple[int, int]) -> torch.Tensor:
+    """The next-token logits of (yes, no) after each question: (N, 2)."""
+    return next_token_logits(llava, batch)[:, list(yes_no)]
 
 
 def pretrain_llava(cfg: LanguagePretrainConfig, llava: nn.Module, sampler: QuestionSampler, yes_no: tuple[int, int],
                    *, log: Callable[[dict], None] = print) -> list[dict]:
-    """Train `llava` in place on full-vocabulary CE of the answer token; returns one metrics row per evaluation."""
+    """Train `llava` in place on full-vocabulary CE of the answer token; returns one metrics row per evaluation.
+
+    Stops early at the first evaluation whose accuracy reaches `cfg.target_accuracy` (when > 0).
+    """
     torch.manual_seed(cfg.seed)
     params = list(llava.parameters())
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    decay = max(1, cfg.steps - cfg.warmup_steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / max(1, cfg.warmup_steps), max(0.0, (cfg.steps - s) / decay)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
     held_out = held_out_batch(cfg, sampler)
     scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
     targets = torch.tensor(yes_no)
@@ -108,9 +114,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, llava: nn.Module, sampler: Quest
     llava.train()
     for step in range(1, cfg.steps + 1):
         batch = sampler.batch(scene_rng, rng, cfg.batch_size)
-        out = llava(input_ids=batch.input_ids, pixel_values=batch.pixels, attention_mask=batch.attention_mask,
-                    use_cache=False, logits_to_keep=1)
-        loss = nn.functional.cross_entropy(out.logits[:, -1], torch.where(batch.yes, targets[0], targets[1]))
+        logits = next_token_logits(llava, batch)
+        loss = nn.functional.cross_entropy(logits, torch.where(batch.yes, targets[0], targets[1]))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -123,8 +128,24 @@ def pretrain_llava(cfg: LanguagePretrainConfig, llava: nn.Module, sampler: Quest
             rows.append(row)
             log(row)
             losses = []
+            if cfg.target_accuracy and row["acc"] >= cfg.target_accuracy:
+                break
     llava.eval()
     return rows
+
+
+def lr_factor(cfg: LanguagePretrainConfig, step: int) -> float:
+    """Multiplier of `cfg.lr` after `step` scheduler steps: linear warmup, then linear decay to 0 at `cfg.steps`."""
+    warmup = (step + 1) / max(1, cfg.warmup_steps)
+    return min(warmup, max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup_steps)))
+
+
+def target_shortfall(cfg: LanguagePretrainConfig, rows: list[dict]) -> str:
+    """A warning when the last evaluation is below `cfg.target_accuracy` (set), else ""."""
+    if not cfg.target_accuracy or not rows or rows[-1]["acc"] >= cfg.target_accuracy:
+        return ""
+    return (f"held-out accuracy {100 * rows[-1]['acc']:.1f}% after {rows[-1]['step']} steps is below "
+            f"target_accuracy={cfg.target_accuracy}; raise steps (or try another seed) for a stronger warm start")
 
 
 def held_out_batch(cfg: LanguagePretrainConfig, sampler: QuestionSampler) -> QuestionBatch:

@@ -11,7 +11,8 @@ import torch
 from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
-from pipelines.language.pretrain import QuestionSampler, answer_ids, yes_no_logits
+from pipelines.language.pretrain import (QuestionSampler, answer_ids, lr_factor, pretrain_llava, target_shortfall,
+                                        yes_no_logits)
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
@@ -90,3 +91,36 @@ def test_config_refusals_name_the_key():
         LanguagePretrainConfig(model=ReadModelConfig(preset="read-7b"))
     with pytest.raises(ValueError, match="warmup_steps"):
         LanguagePretrainConfig(steps=10, warmup_steps=10)
+    with pytest.raises(ValueError, match="target_accuracy"):
+        LanguagePretrainConfig(target_accuracy=1.5)
+
+
+def test_lr_warms_up_then_decays_to_zero_at_the_last_step():
+    cfg = LanguagePretrainConfig(steps=110, warmup_steps=10)
+    assert [lr_factor(cfg, s) for s in (0, 4, 9, 10, 60, 110)] == pytest.approx([0.1, 0.5, 1.0, 1.0, 0.5, 0.0])
+
+
+def _pretrain_tiny(target: float) -> list[dict]:
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    cfg = LanguagePretrainConfig(steps=8, eval_every=2, eval_questions=16, batch_size=4, warmup_steps=1,
+                                 target_accuracy=target)
+    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                              clip_size=model.clip_image_size)
+    return pretrain_llava(cfg, model.llava, sampler, answer_ids(tokenizer), log=lambda row: None)
+
+
+def test_training_stops_at_the_first_evaluation_that_reaches_the_target():
+    full = _pretrain_tiny(0.0)  # no target: every evaluation
+    assert [row["step"] for row in full] == [2, 4, 6, 8]
+    target = max(row["acc"] for row in full[:-1])
+    first = next(i for i, row in enumerate(full) if row["acc"] >= target)
+    stopped = _pretrain_tiny(target)
+    assert target > 0 and [(r["step"], r["acc"]) for r in stopped] == [(r["step"], r["acc"]) for r in full[:first + 1]]
+
+
+def test_a_warm_start_below_its_target_is_reported():
+    rows = [{"step": 250, "acc": 0.6}, {"step": 500, "acc": 0.7}]
+    assert "70.0% after 500 steps" in target_shortfall(LanguagePretrainConfig(target_accuracy=0.85), rows)
+    assert target_shortfall(LanguagePretrainConfig(target_accuracy=0.7), rows) == ""
+    assert target_shortfall(LanguagePretrainConfig(), rows) == ""
