@@ -25,6 +25,7 @@ from pipelines.demo_config import DemoConfig
 from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve, format_side_by_side,
                                    grounding_reached, learning_curve, per_query_type, side_by_side, with_summary_columns)
 from pipelines.evaluate.baseline import BASELINE_CHECKPOINT, baseline_for_shards
+from pipelines.pointing import gt_masks, similarity_pointing
 from pipelines.results import load, query_sensitivity
 from pipelines.train.config import TrainConfig
 
@@ -166,6 +167,17 @@ def _compare(cfg: DemoConfig, out: str, baseline: pd.DataFrame, untrained: str, 
     print("[demo] same-mask IoU between the predictions for different queries of one image (1.0: the text is "
           "ignored, objectness only; lower: the mask follows the query):")
     print(sensitivity.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    masks = gt_masks([storage.join(out, "shards", name) for name in cfg.eval_data])
+    pointing = pd.concat([similarity_pointing(rows, masks).assign(model=name) for name, rows in queries.items()],
+                         ignore_index=True)
+    storage.atomic_write_parquet(storage.join(out, "similarity_pointing.parquet"), pa.Table.from_pandas(pointing))
+    print(f"[demo] does the [SEG] similarity map point at the queried object? {cfg.goal_dataset}, AUC of target "
+          "patches against the rest (0.5: chance) and how often the hottest patch touches it:")
+    goal = pointing[pointing["dataset"] == cfg.goal_dataset]
+    wide = goal.pivot_table(index="query_type", columns="model", values=["auc", "hit"], sort=False)
+    wide = wide[[(metric, model) for metric in ("auc", "hit") for model in queries]]
+    wide.columns = [f"{metric}_{model}" for metric, model in wide.columns]
+    print(wide.reset_index().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     refused = pd.concat([false_premises_by_edit(rows).assign(model=name) for name, rows in queries.items()],
                         ignore_index=True)
     storage.atomic_write_parquet(storage.join(out, "false_premises_by_edit.parquet"), pa.Table.from_pandas(refused))

@@ -94,6 +94,16 @@ def test_query_sensitivity_is_saved_for_untrained_and_trained(demo_out):
     assert ((refcoco["pairs"] > 0) & refcoco["same_mask_iou"].between(0, 1)).all()
 
 
+def test_similarity_pointing_is_saved_for_untrained_and_trained(demo_out):
+    out, _ = demo_out
+    pointing = pd.read_parquet(out / "similarity_pointing.parquet")
+    refcoco = pointing[(pointing["dataset"] == "refcoco") & (pointing["query_type"] == "all")].set_index("model")
+    assert set(refcoco.index) == {"untrained", "trained"}
+    assert (refcoco["n"] > 0).all() and refcoco[["auc", "hit"]].stack().between(0, 1).all()
+    per_type = pointing[(pointing["dataset"] == "refcoco") & (pointing["query_type"] != "all")]
+    assert per_type.groupby("model")["n"].sum().to_dict() == refcoco["n"].to_dict()
+
+
 def test_false_premises_are_broken_down_by_edit(demo_out):
     out, _ = demo_out
     refused = pd.read_parquet(out / "false_premises_by_edit.parquet")
