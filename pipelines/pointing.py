@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.evaluate.shards import BadSample, list_shards, read_shard
+from pipelines.vision.scenes import cell_cover
 
 GROUP = ["dataset", "split", "query_type"]
 COLUMNS = [*GROUP, "n", "auc", "hit"]
@@ -30,10 +31,7 @@ def patch_coverage(mask_HW: np.ndarray, grid: int) -> np.ndarray:
     H, W = mask_HW.shape
     side = min(H, W)
     top, left = (H - side) // 2, (W - side) // 2
-    crop = mask_HW[top : top + side, left : left + side] > 0
-    edges = np.linspace(0, side, grid + 1).round().astype(int)
-    return np.array([crop[edges[i] : edges[i + 1], edges[j] : edges[j + 1]].mean()
-                     for i in range(grid) for j in range(grid)])
+    return cell_cover(mask_HW[top : top + side, left : left + side] > 0, grid).reshape(-1)
 
 
 def pointing_scores(similarity_P: np.ndarray, coverage_P: np.ndarray) -> tuple[float, float] | None:
