@@ -158,6 +158,22 @@ class READ(nn.Module):
         hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
         return self._segment_from_hidden(hidden_CTD, input_ids, sam_images, resized_sizes, original_sizes, image_index)
 
+    def similarity_maps(
+        self,
+        *,
+        clip_images: torch.Tensor,
+        image_index: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The [SEG] similarity maps alone (no SAM), with gradients: (N, P) float32, [SEG]s in batch order.
+
+        Shapes as `forward`. This is the map SasP turns into points; a LLaVA whose map already points at the queried
+        object (as LLaVA-1.5's does for READ) is what `pipelines.language` pretrains the tiny preset towards.
+        """
+        hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
+        return self._seg_similarity(hidden_CTD, input_ids)[2]
+
     @torch.no_grad()
     def generate(
         self,
@@ -261,13 +277,8 @@ class READ(nn.Module):
         image_index: torch.Tensor,
     ) -> SegmentOutput:
         """[SEG] hidden -> projector + similarity -> SasP -> SAM, per conversation."""
-        C, T, D = hidden_CTD.shape  # input_ids may be one longer (generate: a final [SEG] that was never fed)
-        conv_N, pos_N = (input_ids == self.seg_token_id).nonzero(as_tuple=True)
-        if self.cfg.seg_hidden_position == "before":
-            pos_N = pos_N - 1
-        seg_hidden_ND = hidden_CTD[conv_N, pos_N]
-        image_hidden_CPD = hidden_CTD[input_ids[:, :T] == self.image_token_id].view(C, self.num_image_tokens, D)
-        similarity_NP = torch.einsum("nd,npd->np", seg_hidden_ND.float(), image_hidden_CPD[conv_N].float())
+        C = hidden_CTD.shape[0]
+        conv_N, seg_hidden_ND, similarity_NP = self._seg_similarity(hidden_CTD, input_ids)
         image_N = image_index.to(conv_N.device)[conv_N].tolist()
         sizes_N = [tuple(original_sizes[i]) for i in image_N]
         points_NK2, labels_NK = similarity_to_points(
@@ -290,6 +301,23 @@ class READ(nn.Module):
             out.point_labels.append(labels_NK[sl])
             start += n
         return out
+
+    def _seg_similarity(
+        self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The [SEG] states and their maps: conversation of each (N,), [SEG] hidden (N, D), similarity (N, P) float32.
+
+        The [SEG] state is the token's own or the one before it (`cfg.seg_hidden_position`); the map is its dot
+        product with each of the conversation's P image-token states (SasP step 1).
+        """
+        C, T, D = hidden_CTD.shape  # input_ids may be one longer (generate: a final [SEG] that was never fed)
+        conv_N, pos_N = (input_ids == self.seg_token_id).nonzero(as_tuple=True)
+        if self.cfg.seg_hidden_position == "before":
+            pos_N = pos_N - 1
+        seg_hidden_ND = hidden_CTD[conv_N, pos_N]
+        image_hidden_CPD = hidden_CTD[input_ids[:, :T] == self.image_token_id].view(C, self.num_image_tokens, D)
+        similarity_NP = torch.einsum("nd,npd->np", seg_hidden_ND.float(), image_hidden_CPD[conv_N].float())
+        return conv_N, seg_hidden_ND, similarity_NP
 
     def _decode(
         self,

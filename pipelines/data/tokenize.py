@@ -106,3 +106,15 @@ def _single_token_id(tokenizer: Any, token: str) -> int:
     if token_id is None or token_id == tokenizer.unk_token_id:
         raise ValueError(f"tokenizer has no {token!r} token; add it (the model's build_read tokenizer does)")
     return int(token_id)
+
+
+def left_pad(ids: list[torch.Tensor], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad 1-D id tensors to one batch, so every sequence ends at the last position (the next token's logits
+    are then `[:, -1]` for all): input_ids (N, T) long, attention_mask (N, T) long (0 on padding)."""
+    length = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), length), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(ids), length), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, length - len(x):] = x
+        attention_mask[i, length - len(x):] = 1
+    return input_ids, attention_mask

@@ -9,7 +9,7 @@ import torch
 
 from pipelines.data.collate import collate
 from pipelines.data.conversation import build_prompt, eval_prompt
-from pipelines.data.tokenize import IGNORE_INDEX, prompt_segments, tokenize
+from pipelines.data.tokenize import IGNORE_INDEX, left_pad, prompt_segments, tokenize
 from pipelines.data.transform import ModelInputSpec, SampleTransform
 from tests.fixtures.data import make_refer_sample, make_vqa_sample
 
@@ -107,3 +107,8 @@ def test_seg_count_equals_mask_count_per_conversation(data_tokenizer):
     assert kinds.count("denial") == 3 and kinds.count("correction") == 3 and kinds.count("vqa") == 1
     # supervised [SEG] == input [SEG]: the answer's [SEG] is always trained
     assert ((batch.labels_CT == seg).sum(dim=1) == (batch.input_ids_CT == seg).sum(dim=1)).all()
+
+
+def test_left_pad_ends_every_sequence_at_the_last_position():
+    ids, mask = left_pad([torch.tensor([5, 6, 7]), torch.tensor([9])], pad_token_id=0)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 9]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]

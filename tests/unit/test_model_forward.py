@@ -90,3 +90,13 @@ def test_bf16_forward_and_backward(tiny_model, tiny_inputs):
     out.loss.backward()
     assert model.projector.fc2.weight.grad.dtype == torch.bfloat16
     assert torch.isfinite(model.projector.fc2.weight.grad.float()).all()
+
+
+def test_similarity_maps_are_the_maps_sasp_reads_with_gradients(tiny_model, tiny_inputs):
+    model, _ = tiny_model
+    keys = ("clip_images", "image_index", "input_ids", "attention_mask")
+    maps = model.similarity_maps(**{k: tiny_inputs[k] for k in keys})
+    out = model(**tiny_inputs)
+    torch.testing.assert_close(maps, torch.cat(out.similarity).detach())
+    maps.sum().backward()
+    assert model.llava.model.language_model.layers[1].self_attn.q_proj.weight.grad.abs().sum() > 0
