@@ -113,7 +113,7 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
     """Pretrain the tiny LLaVA into `<out>/language/` (unless complete); returns the override that loads it."""
     language = storage.join(out, "language")
     folder = storage.join(language, pretrain_language.LLAVA_DIR)
-    _step("pretrain the tiny LLaVA on yes/no questions", storage.join(folder, pretrain_language.COMPLETE),
+    _step("pretrain the tiny LLaVA (jobs.pretrain_language)", storage.join(folder, pretrain_language.COMPLETE),
           lambda: pretrain_language.main([f"out={language}", f"num_cpus={cfg.num_cpus}", *model_overrides,
                                           *cfg.language]))
     return [f"model.llava_path={folder}"]

@@ -1,10 +1,12 @@
-"""Pretrain the tiny preset's LLaVA on yes/no presence questions about fresh synthetic scenes, as one Ray task.
+"""Pretrain the tiny preset's LLaVA on fresh synthetic scenes, as one Ray task: yes/no presence questions and/or
+pointing its [SEG] similarity map at the object a segmentation request names.
 
-    python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]] [ray_address=auto]
+    python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]] [objectives=[presence,pointing]]
+        [ray_address=auto]
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
-metrics.parquet (held-out yes/no accuracy per question kind; chance is 50%) and config.yaml. See
-pipelines/language/pretrain.py for why.
+metrics.parquet (held-out yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per
+query type, chance 0.5) and config.yaml. See pipelines/language/pretrain.py for why.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ COMPLETE = "config.json"
 
 def _report(row: dict) -> None:
     kinds = " ".join(f"{k.removeprefix('acc_')} {100 * v:.1f}%" for k, v in row.items() if k.startswith("acc_"))
-    print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f} {kinds} "
-          f"(chance 50%)", flush=True)
+    presence = f" yes/no {kinds} (chance 50%)" if kinds else ""
+    pointing = (f" pointing AUC {row['point_auc']:.2f} (chance 0.5), hottest patch on the object "
+                f"{100 * row['point_hit']:.0f}%" if "point_auc" in row else "")
+    print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{presence}{pointing}",
+          flush=True)
 
 
 def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]]:

@@ -37,11 +37,11 @@ class DemoConfig:
     vision: list[str] = field(default_factory=list)
     """Extra `key=value` options of jobs.pretrain_vision (steps, batch_size, ...)."""
     pretrain_language: bool = False
-    """Pretrain the tiny model's LLaVA on yes/no presence questions first (jobs.pretrain_language into
+    """Pretrain the tiny model's LLaVA first (yes/no presence questions and/or [SEG] pointing; jobs.pretrain_language into
     `<out>/language/`; the stand-in for LLaVA's pretraining) and start every evaluated and trained model from it
     (model.llava_path). With pretrain_vision too, the language stage starts from the pretrained tower."""
     language: list[str] = field(default_factory=list)
-    """Extra `key=value` options of jobs.pretrain_language (steps, kinds, seed, ...)."""
+    """Extra `key=value` options of jobs.pretrain_language (steps, objectives, kinds, seed, ...)."""
     eval_data: list[str] = field(default_factory=lambda: ["refcoco-val", "fprefcoco-val"])
     """Shard sets (folder names under `<out>/shards`) every evaluation and the baseline score."""
     train_configs: list[str] = field(default_factory=lambda: ["configs/train_tiny.yaml"])

@@ -7,16 +7,23 @@ from dataclasses import dataclass, field
 from model.config import ReadModelConfig
 from pipelines.language.questions import KINDS
 
+OBJECTIVES = ("presence", "pointing")
+
 
 @dataclass(kw_only=True)
 class LanguagePretrainConfig:
-    """Pretrain the tiny LLaVA (tower, projector, LLM) to answer "Is there {phrase} in this image?" with yes or no."""
+    """Pretrain the tiny LLaVA (tower, projector, LLM) to answer "Is there {phrase} in this image?" with yes or no,
+    and/or to point its [SEG] similarity map at the object a segmentation request names."""
 
     out: str = "runs/language"
     """Output folder: llava/ (a Hugging Face LLaVA folder for model.llava_path), metrics.parquet, config.yaml."""
     model: ReadModelConfig = field(default_factory=lambda: ReadModelConfig(llm_init_std=0.05))
     """The READ model whose LLaVA is pretrained; only the tiny preset (real presets load LLaVA from llava_path).
     llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50")."""
+    objectives: list[str] = field(default_factory=lambda: ["presence"])
+    """What the LLaVA learns, summed: "presence" (yes/no questions of `kinds`) and/or "pointing" (in READ's own
+    segmentation conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches;
+    pipelines/language/pointing.py)."""
     kinds: list[str] = field(default_factory=lambda: ["colour"])
     """Question kinds, cycled within a batch: colour ("a red shape"), shape ("a star"), pair ("a red star")."""
     steps: int = 2500
@@ -26,7 +33,7 @@ class LanguagePretrainConfig:
     """AdamW peak learning rate: linear warmup over `warmup_steps`, then linear decay to 0 at `steps`."""
     warmup_steps: int = 100
     target_accuracy: float = 0.0
-    """Stop at the first evaluation whose held-out accuracy (all kinds) reaches this; 0: train all `steps`.
+    """Stop at the first evaluation whose held-out yes/no accuracy (all kinds) reaches this; 0: train all `steps`.
     The random LLM leaves its plateau after a seed- and thread-dependent number of steps; the job warns when the
     last evaluation is below the target."""
     image_size: list[int] = field(default_factory=lambda: [64, 64])
@@ -36,7 +43,8 @@ class LanguagePretrainConfig:
     noise: float = 6.0
     """Background noise half-range, as synth.noise."""
     eval_questions: int = 384
-    """Held-out questions (fresh scenes of a fixed seed of their own) scored every `eval_every` steps."""
+    """Held-out questions (and as many pointing prompts), fresh scenes of fixed seeds of their own, scored every
+    `eval_every` steps."""
     eval_every: int = 250
     seed: int = 1
     num_cpus: int = 1
@@ -50,6 +58,10 @@ class LanguagePretrainConfig:
                              "pretraining in the tiny preset only; the real presets load LLaVA from model.llava_path")
         if self.model.llava_path:
             raise ValueError("model.llava_path must be empty: this job builds the tiny LLaVA it pretrains")
+        if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
+            raise ValueError(f"objectives must be a non-empty list of {OBJECTIVES}, got {list(self.objectives)}")
+        if self.target_accuracy and "presence" not in self.objectives:
+            raise ValueError("target_accuracy is a yes/no accuracy: add 'presence' to objectives or set it to 0")
         if not self.kinds or any(k not in KINDS for k in self.kinds):
             raise ValueError(f"kinds must be a non-empty list of {KINDS}, got {list(self.kinds)}")
         for key in ("steps", "batch_size", "eval_questions", "eval_every", "num_cpus"):

@@ -1,14 +1,19 @@
-"""Pretrain the tiny preset's LLaVA on yes/no presence questions: the stand-in for LLaVA's own pretraining.
+"""Pretrain the tiny preset's LLaVA: the stand-in for LLaVA's own pretraining.
 
-READ starts from LLaVA-1.5, which already answers questions about an image; the tiny preset's LLaVA starts random,
-and inside READ's training it does not learn to look a query word up in the image (README "Why See stays at 50").
-Here the whole tiny LLaVA (tower, projector, LLM) learns one answer token, yes or no, after
-"Is there {phrase} in this image?" on scenes drawn afresh every step; the folder it writes is a Hugging Face LLaVA
-that READ's training loads with `model.llava_path`, as it loads LLaVA-1.5. It never sees a dataset image or a mask.
+READ starts from LLaVA-1.5, which already answers questions about an image and whose states already match a query to
+the patches it names; the tiny preset's LLaVA starts random, and inside READ's training it does not learn to look a
+query word up in the image (README "Why See stays at 50"). Here the whole tiny LLaVA (tower, projector, LLM) learns,
+on scenes drawn afresh every step, one or both `cfg.objectives`:
+    presence  one answer token, yes or no, after "Is there {phrase} in this image?";
+    pointing  in READ's own segmentation conversations, the [SEG] similarity map (what SasP turns into SAM's points)
+              puts its mass on the queried object's patches (pipelines/language/pointing.py).
+The folder it writes is a Hugging Face LLaVA that READ's training loads with `model.llava_path`, as it loads
+LLaVA-1.5. It never sees a dataset image.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -19,11 +24,14 @@ import torch
 from torch import nn
 
 from model.build import build_read
+from model.losses import pointing_ce
+from model.read import READ
 from pipelines.data.conversation import build_prompt
 from pipelines.data.image import clip_preprocess
 from pipelines.data.templates import IMAGE_TOKEN
-from pipelines.data.tokenize import tokenize
+from pipelines.data.tokenize import left_pad, tokenize
 from pipelines.language.config import LanguagePretrainConfig
+from pipelines.language.pointing import PointingBatch, PointingSampler
 from pipelines.language.questions import QUESTION, presence_phrase
 from pipelines.synth.scene import sample_scene
 
@@ -60,12 +68,7 @@ class QuestionSampler:
             ids.append(self._question_ids(QUESTION.format(phrase=presence_phrase(rng, scene.objects, kind, present))))
             yes.append(present)
             kinds.append(kind)
-        length = max(len(x) for x in ids)
-        input_ids = torch.full((n, length), self.tokenizer.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((n, length), dtype=torch.long)
-        for i, x in enumerate(ids):
-            input_ids[i, length - len(x):] = x
-            attention_mask[i, length - len(x):] = 1
+        input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
         return QuestionBatch(torch.stack(pixels), input_ids, attention_mask, torch.tensor(yes), kinds)
 
     def _question_ids(self, question: str) -> torch.Tensor:
@@ -95,39 +98,61 @@ def yes_no_logits(llava: nn.Module, batch: QuestionBatch, yes_no: tuple[int, int
     return next_token_logits(llava, batch)[:, list(yes_no)]
 
 
-def pretrain_llava(cfg: LanguagePretrainConfig, llava: nn.Module, sampler: QuestionSampler, yes_no: tuple[int, int],
-                   *, log: Callable[[dict], None] = print) -> list[dict]:
-    """Train `llava` in place on full-vocabulary CE of the answer token; returns one metrics row per evaluation.
+def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: Callable[[dict], None] = print
+                   ) -> list[dict]:
+    """Train `model.llava` in place on `cfg.objectives` (summed); returns one metrics row per evaluation.
 
-    Stops early at the first evaluation whose accuracy reaches `cfg.target_accuracy` (when > 0).
+    presence: full-vocabulary CE of the yes/no answer token. pointing: `model.losses.pointing_ce` of the [SEG]
+    similarity map (scale sqrt(D)) against the queried object's patches. Stops early at the first evaluation whose
+    yes/no accuracy reaches `cfg.target_accuracy` (when > 0).
     """
     torch.manual_seed(cfg.seed)
+    llava = model.llava
     params = list(llava.parameters())
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
-    held_out = held_out_batch(cfg, sampler)
+    sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}
+    questions = QuestionSampler(cfg, tokenizer, **sizes) if "presence" in cfg.objectives else None
+    pointing = PointingSampler(cfg, tokenizer, **sizes) if "pointing" in cfg.objectives else None
+    yes_no = answer_ids(tokenizer) if questions else (0, 0)
+    held_questions = held_out_batch(cfg, questions) if questions else None
+    held_pointing = held_out_pointing(cfg, pointing) if pointing else None
     scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
+    point_scene_rng, point_rng = np.random.default_rng([cfg.seed, 2]), random.Random(cfg.seed * 1000 + 2)
+    scale = math.sqrt(llava.config.text_config.hidden_size)
     targets = torch.tensor(yes_no)
-    rows, started, losses = [], time.perf_counter(), []
+    rows, started, losses = [], time.perf_counter(), {name: [] for name in cfg.objectives}
     llava.train()
     for step in range(1, cfg.steps + 1):
-        batch = sampler.batch(scene_rng, rng, cfg.batch_size)
-        logits = next_token_logits(llava, batch)
-        loss = nn.functional.cross_entropy(logits, torch.where(batch.yes, targets[0], targets[1]))
+        parts = {}
+        if questions:
+            batch = questions.batch(scene_rng, rng, cfg.batch_size)
+            parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
+                                                            torch.where(batch.yes, targets[0], targets[1]))
+        if pointing:
+            points = pointing.batch(point_scene_rng, point_rng, cfg.batch_size)
+            parts["pointing"] = pointing_ce(similarity_maps(model, points), points.target, scale=scale)
+        loss = sum(parts.values())
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(loss.item())
+        for name, part in parts.items():
+            losses[name].append(part.item())
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            row = {"step": step, "seconds": time.perf_counter() - started, "loss": float(np.mean(losses))}
-            row |= accuracy(llava, held_out, yes_no)
+            row = {"step": step, "seconds": time.perf_counter() - started,
+                   "loss": float(sum(np.mean(v) for v in losses.values()))}
+            row |= {f"loss_{name}": float(np.mean(v)) for name, v in losses.items()}
+            if held_questions is not None:
+                row |= accuracy(llava, held_questions, yes_no)
+            if held_pointing is not None:
+                row |= pointing_accuracy(model, held_pointing)
             rows.append(row)
             log(row)
-            losses = []
+            losses = {name: [] for name in cfg.objectives}
             if cfg.target_accuracy and row["acc"] >= cfg.target_accuracy:
                 break
     llava.eval()
@@ -165,12 +190,46 @@ def accuracy(llava: nn.Module, held_out: QuestionBatch, yes_no: tuple[int, int],
     return {"acc": float(hit.mean())} | {f"acc_{k}": float(hit[kinds == k].mean()) for k in sorted(set(kinds))}
 
 
+def held_out_pointing(cfg: LanguagePretrainConfig, sampler: PointingSampler) -> PointingBatch:
+    """The `cfg.eval_questions` held-out pointing prompts, from seeds that training never draws."""
+    return sampler.batch(np.random.default_rng([cfg.seed, 3]), random.Random(cfg.seed * 1000 + 3), cfg.eval_questions)
+
+
+def similarity_maps(model: READ, batch: PointingBatch) -> torch.Tensor:
+    """The [SEG] similarity map of each prompt (one [SEG] each): (N, P) float32."""
+    return model.similarity_maps(clip_images=batch.pixels, image_index=torch.arange(len(batch.types)),
+                                 input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+
+
+@torch.no_grad()
+def pointing_accuracy(model: READ, held_out: PointingBatch, chunk: int = 64) -> dict[str, float]:
+    """Does the map pick the queried object out of the scene's objects? Means over the held-out prompts:
+
+    point_auc (and point_auc_<query type>): probability that a patch of the object is more similar to [SEG] than a
+    patch of another object (0.5: chance; background patches are left out, so objectness alone scores 0.5);
+    point_hit: the hottest patch of the whole map is on the object (a random map: about the object's share of P).
+    """
+    maps = []
+    for start in range(0, len(held_out.types), chunk):
+        part = PointingBatch(**{f.name: getattr(held_out, f.name)[start:start + chunk] for f in fields(PointingBatch)})
+        maps.append(similarity_maps(model, part))
+    sim_NP = torch.cat(maps)
+    target, others = held_out.target, held_out.others
+    hit = target.gather(1, sim_NP.argmax(1, keepdim=True))[:, 0].float().numpy()
+    above = (sim_NP[:, :, None] > sim_NP[:, None, :]).float() + 0.5 * (sim_NP[:, :, None] == sim_NP[:, None, :])
+    pairs = (target[:, :, None] & others[:, None, :]).float()
+    scored = pairs.sum((1, 2)) > 0  # a scene whose other objects cover no patch has no pair to rank
+    auc = ((above * pairs).sum((1, 2)) / pairs.sum((1, 2)).clamp(min=1)).numpy()
+    types, keep = np.array(held_out.types), scored.numpy()
+    out = {"point_auc": float(auc[keep].mean()), "point_hit": float(hit.mean())}
+    return out | {f"point_auc_{t}": float(auc[keep & (types == t)].mean()) for t in sorted(set(types[keep]))}
+
+
 def pretrain_language(cfg: LanguagePretrainConfig, *, log: Callable[[dict], None] = print
                       ) -> tuple[nn.Module, object, list[dict]]:
     """Build `cfg.model`, pretrain its LLaVA; returns (the LLaVA, its tokenizer, metrics rows)."""
     torch.set_num_threads(cfg.num_cpus)
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_read(cfg.model)
-    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens, clip_size=model.clip_image_size)
-    rows = pretrain_llava(cfg, model.llava, sampler, answer_ids(tokenizer), log=log)
+    rows = pretrain_llava(cfg, model, tokenizer, log=log)
     return model.llava, tokenizer, rows

@@ -1,5 +1,5 @@
 """jobs.pretrain_language on a real local Ray cluster: the LLaVA folder loads into READ through model.llava_path and
-answers exactly as the job measured."""
+answers and points exactly as the job measured."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from jobs._config import load_config
 from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
-from pipelines.language.pretrain import QuestionSampler, accuracy, answer_ids, held_out_batch
+from pipelines.language.pointing import PointingSampler
+from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ids, held_out_batch, held_out_pointing,
+                                        pointing_accuracy)
 
 ARGS = ["steps=6", "eval_every=3", "eval_questions=24", "batch_size=4", "warmup_steps=2", "num_cpus=1", "seed=3",
-        "kinds=[colour,pair]"]
+        "kinds=[colour,pair]", "objectives=[presence,pointing]"]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,9 @@ def test_job_writes_llava_metrics_and_config(job_out):
     out, rows = job_out
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics["step"]) == [3, 6] == [r["step"] for r in rows]
-    assert {"acc", "acc_colour", "acc_pair", "loss"} <= set(metrics.columns)
+    assert {"acc", "acc_colour", "acc_pair", "loss", "loss_presence", "loss_pointing", "point_auc",
+            "point_hit"} <= set(metrics.columns)
+    assert metrics[["point_auc", "point_hit"]].stack().between(0, 1).all()
     assert metrics[["acc", "acc_colour", "acc_pair"]].stack().between(0, 1).all()
     assert (out / pretrain_language.LLAVA_DIR / pretrain_language.COMPLETE).is_file()
     cfg = load_config(LanguagePretrainConfig, ["--config", str(out / "config.yaml")])
@@ -48,6 +52,10 @@ def test_read_built_from_the_folder_answers_as_measured(job_out):
     model.llava.eval()
     assert accuracy(model.llava, held_out, answer_ids(tokenizer)) == {k: v for k, v in rows[-1].items()
                                                                        if k.startswith("acc")}
+    pointing = PointingSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                               clip_size=model.clip_image_size)
+    assert pointing_accuracy(model, held_out_pointing(cfg, pointing)) == {k: v for k, v in rows[-1].items()
+                                                                          if k.startswith("point_")}
 
 
 def test_a_real_preset_is_refused_before_any_work(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -11,8 +12,10 @@ import torch
 from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
-from pipelines.language.pretrain import (QuestionSampler, answer_ids, lr_factor, pretrain_llava, target_shortfall,
-                                        yes_no_logits)
+from model.losses import pointing_ce
+from pipelines.language.pointing import PointingSampler, object_patches
+from pipelines.language.pretrain import (QuestionSampler, answer_ids, lr_factor, pointing_accuracy, pretrain_llava,
+                                        similarity_maps, target_shortfall, yes_no_logits)
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
@@ -93,6 +96,10 @@ def test_config_refusals_name_the_key():
         LanguagePretrainConfig(steps=10, warmup_steps=10)
     with pytest.raises(ValueError, match="target_accuracy"):
         LanguagePretrainConfig(target_accuracy=1.5)
+    with pytest.raises(ValueError, match="objectives"):
+        LanguagePretrainConfig(objectives=["captions"])
+    with pytest.raises(ValueError, match="add 'presence' to objectives"):
+        LanguagePretrainConfig(objectives=["pointing"], target_accuracy=0.8)
 
 
 def test_lr_warms_up_then_decays_to_zero_at_the_last_step():
@@ -105,9 +112,7 @@ def _pretrain_tiny(target: float) -> list[dict]:
     model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
     cfg = LanguagePretrainConfig(steps=8, eval_every=2, eval_questions=16, batch_size=4, warmup_steps=1,
                                  target_accuracy=target)
-    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
-                              clip_size=model.clip_image_size)
-    return pretrain_llava(cfg, model.llava, sampler, answer_ids(tokenizer), log=lambda row: None)
+    return pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
 
 
 def test_training_stops_at_the_first_evaluation_that_reaches_the_target():
@@ -124,3 +129,90 @@ def test_a_warm_start_below_its_target_is_reported():
     assert "70.0% after 500 steps" in target_shortfall(LanguagePretrainConfig(target_accuracy=0.85), rows)
     assert target_shortfall(LanguagePretrainConfig(target_accuracy=0.7), rows) == ""
     assert target_shortfall(LanguagePretrainConfig(), rows) == ""
+
+
+# ---------------------------------------------------------------- pointing
+
+
+def _pointing_setup(answer_style: str = "echo"):
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style=answer_style))
+    cfg = LanguagePretrainConfig(objectives=["pointing"], model=model.cfg)
+    sampler = PointingSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                              clip_size=model.clip_image_size)
+    return model, tokenizer, sampler
+
+
+@pytest.mark.parametrize("answer_style", ["echo", "plain"])
+def test_pointing_prompts_are_reads_conversations_about_the_target(answer_style):
+    model, tokenizer, sampler = _pointing_setup(answer_style)
+    batch = sampler.batch(np.random.default_rng(0), random.Random(0), 24)
+    assert ((batch.input_ids == model.seg_token_id).sum(1) == 1).all()
+    assert ((batch.input_ids == model.llava.config.image_token_id).sum(1) == model.num_image_tokens).all()
+    assert batch.target.any(1).all() and not (batch.target & batch.others).any()
+    assert set(batch.types) <= {"colour", "shape", "colour+shape", "spatial", "size"} and len(set(batch.types)) >= 3
+    nouns = set(SHAPES) | {"shape"}
+    for ids, mask in zip(batch.input_ids, batch.attention_mask):
+        answer = tokenizer.decode(ids[mask.bool()]).split("ASSISTANT:")[1]
+        before_seg = re.findall(r"[a-z]+", answer.split("[SEG]")[0])
+        assert bool(nouns & set(before_seg)) == (answer_style == "echo"), answer  # echo answers name the query
+
+
+def test_object_patches_follow_the_mask():
+    mask = np.zeros((64, 64), np.uint8)
+    mask[0:16, 8:24] = 1  # exactly patch columns 1-2 of rows 0-1 on an 8x8 grid
+    patches = object_patches(mask, 8).reshape(8, 8)
+    assert patches.sum() == 4 and patches[:2, 1:3].all()
+    small = np.zeros((64, 64), np.uint8)
+    small[10:12, 10:12] = 1  # a quarter-covered patch: the most covered one
+    assert object_patches(small, 8).sum() == 1
+
+
+class _Maps:
+    """A fake READ whose similarity map is given: `sign` * (the prompt's target patches)."""
+
+    def __init__(self, held_out, sign: float) -> None:
+        self.maps = sign * held_out.target.float() + 0.01 * torch.arange(held_out.target.shape[1])
+        self.seen = 0
+
+    def similarity_maps(self, *, input_ids, **_):
+        out = self.maps[self.seen:self.seen + len(input_ids)]
+        self.seen += len(input_ids)
+        return out
+
+
+def test_pointing_accuracy_scores_following_and_avoiding_maps():
+    _, _, sampler = _pointing_setup()
+    held_out = sampler.batch(np.random.default_rng(1), random.Random(1), 40)
+    follows = pointing_accuracy(_Maps(held_out, 1.0), held_out, chunk=16)
+    avoids = pointing_accuracy(_Maps(held_out, -1.0), held_out, chunk=16)
+    assert follows["point_auc"] == 1.0 and follows["point_hit"] == 1.0
+    assert avoids["point_auc"] == 0.0 and avoids["point_hit"] == 0.0
+    assert {k for k in follows if k.startswith("point_auc_")} == {f"point_auc_{t}" for t in set(held_out.types)}
+
+
+def test_pointing_is_learned_on_one_batch():
+    model, tokenizer, sampler = _pointing_setup()
+    batch = sampler.batch(np.random.default_rng(2), random.Random(2), 8)
+    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = pointing_ce(similarity_maps(model, batch), batch.target, scale=model.llava.config.text_config.hidden_size ** 0.5)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    assert pointing_accuracy(model, batch)["point_hit"] >= 0.75
+
+
+def test_both_objectives_train_and_report():
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style="echo"))
+    cfg = LanguagePretrainConfig(objectives=["presence", "pointing"], model=model.cfg, steps=4, eval_every=2,
+                                 eval_questions=16, batch_size=4, warmup_steps=1)
+    rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
+    assert [r["step"] for r in rows] == [2, 4]
+    for row in rows:
+        assert row["loss"] == pytest.approx(row["loss_presence"] + row["loss_pointing"])
+        assert 0 <= row["acc"] <= 1 and 0 <= row["point_auc"] <= 1 and 0 <= row["point_hit"] <= 1

@@ -1,0 +1,87 @@
+"""Pointing prompts: READ's own segmentation conversations about fresh scenes, with the target's patches.
+
+READ's SasP turns the similarity between the `[SEG]` state and the image-token states into SAM's points; it works
+because LLaVA-1.5's states already match a query to the patches it names. The tiny preset's random LLaVA does not
+(README "Why See stays at 50"), and READ's losses barely train the map (only SasP's continuous step passes a
+gradient). So the stand-in for LLaVA's pretraining can also teach it directly: every prompt is a training
+conversation exactly as READ's loader builds it (`pipelines.data.conversation.query_conversation`: same question and
+answer templates, the model's answer style), about a referring expression the synthetic datasets would write for
+one object of the scene, and the target is the set of patches that object covers.
+
+Legend: N prompts, T tokens (left-padded), P = G * G image tokens, S the CLIP crop side.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pipelines.data.conversation import query_conversation
+from pipelines.data.image import clip_preprocess
+from pipelines.data.tokenize import left_pad, tokenize
+from pipelines.language.config import LanguagePretrainConfig
+from pipelines.pointing import patch_coverage
+from pipelines.synth.expressions import candidates, margin_px, pick
+from pipelines.synth.scene import sample_scene
+from schemas.sample import Query
+
+
+@dataclass
+class PointingBatch:
+    """N prompts: pixels (N, 3, S, S), input_ids / attention_mask (N, T), target (N, P) bool (the object's patches),
+    others (N, P) bool (patches of the scene's other objects), types (N,) the expressions' query types."""
+
+    pixels: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    target: torch.Tensor
+    others: torch.Tensor
+    types: list[str]
+
+
+def object_patches(mask_HW: np.ndarray, grid: int) -> np.ndarray:
+    """Patches at least half covered by the mask, or its most covered ones for a small object: (G * G,) bool."""
+    cover = patch_coverage(mask_HW, grid)
+    return cover >= 0.5 if (cover >= 0.5).any() else (cover == cover.max()) & (cover > 0)
+
+
+class PointingSampler:
+    """Draws fresh scenes and one segmentation conversation per scene, about an object some expression singles out."""
+
+    def __init__(self, cfg: LanguagePretrainConfig, tokenizer, *, num_image_tokens: int, clip_size: int) -> None:
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.num_image_tokens, self.clip_size = num_image_tokens, clip_size
+        self.grid = int(round(num_image_tokens ** 0.5))
+        if self.grid * self.grid != num_image_tokens:
+            raise ValueError(f"pointing needs a square patch grid, got {num_image_tokens} image tokens")
+
+    def batch(self, scene_rng: np.random.Generator, rng: random.Random, n: int) -> PointingBatch:
+        cfg = self.cfg
+        width, height = cfg.image_size
+        pixels, ids, target, others, types = [], [], [], [], []
+        while len(ids) < n:
+            scene = sample_scene(scene_rng, width=width, height=height, min_objects=cfg.min_objects,
+                                 max_objects=cfg.max_objects, noise=cfg.noise)
+            obj = scene.objects[int(scene_rng.integers(len(scene.objects)))]
+            exprs = candidates(obj, scene.objects, margin_px(width, height))
+            if not exprs:  # two identical objects side by side: nothing singles this one out
+                continue
+            expr = pick(scene_rng, exprs, 1)[0]  # a type first, as the synthetic datasets spread their queries
+            query = Query(query_id=str(len(ids)), text=expr.text(), mask=obj.mask, query_type=expr.type)
+            conversation = query_conversation(query, rng=rng, meta={}, answer_style=cfg.model.answer_style)
+            ids.append(tokenize(conversation.prompt, self.tokenizer, self.num_image_tokens)[0])
+            pixels.append(clip_preprocess(scene.rgb, self.clip_size))
+            rest = np.zeros_like(obj.mask)
+            for other in scene.objects:
+                if other.index != obj.index:
+                    rest |= other.mask
+            mine = object_patches(obj.mask, self.grid)
+            target.append(mine)
+            others.append((patch_coverage(rest, self.grid) >= 0.5) & ~mine)
+            types.append(expr.type)
+        input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
+        return PointingBatch(torch.stack(pixels), input_ids, attention_mask, torch.from_numpy(np.stack(target)),
+                             torch.from_numpy(np.stack(others)), types)
