@@ -3,7 +3,8 @@
 * `read` (the READ recipe): LoRA (peft) on the LANGUAGE MODEL's q_proj/v_proj only (never CLIP, projectors or SAM);
   lm_head, token embeddings, SAM mask decoder and the [SEG] projector fully trained; CLIP tower, LLaVA projector,
   SAM image encoder and SAM prompt encoder frozen.
-* `full`: every parameter trains (the tiny CPU demo).
+  `modules_to_save` adds fully trained modules (the tiny preset's random SAM: `["sam."]`).
+* `full`: every parameter trains (the tiny CPU demo from a random LLaVA).
 
 `merge_lora` folds the adapters back into plain `nn.Linear` layers (before `model.build.save_export`).
 """
@@ -40,6 +41,9 @@ class TrainableConfig:
     """Dropout on the LoRA input."""
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     """Linear layer names inside the language model that get adapters."""
+    modules_to_save: list[str] = field(default_factory=list)
+    """read policy: parameter-name prefixes that also train fully (as peft's modules_to_save), e.g. ["sam."] for the
+    tiny preset, whose SAM starts random (READ freezes SAM's encoders because they are pretrained)."""
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -50,6 +54,12 @@ class TrainableConfig:
             raise ValueError(f"trainable.lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if not self.lora_target_modules:
             raise ValueError("trainable.lora_target_modules must name at least one module, e.g. [q_proj, v_proj]")
+        if self.modules_to_save and self.policy != "read":
+            raise ValueError("trainable.modules_to_save adds to the read policy; with policy=full everything trains "
+                             "already (drop modules_to_save or set trainable.policy=read)")
+        if any(not prefix for prefix in self.modules_to_save):
+            raise ValueError("trainable.modules_to_save holds an empty prefix, which would train every parameter; "
+                             "name modules such as sam. or sam.image_encoder.")
 
 
 def apply_trainable_policy(model: nn.Module, cfg: TrainableConfig | str) -> nn.Module:
@@ -67,8 +77,14 @@ def apply_trainable_policy(model: nn.Module, cfg: TrainableConfig | str) -> nn.M
             target_modules=list(cfg.lora_target_modules), bias="none",
         )
         inject_adapter_in_model(lora, language_model)  # the LM only: CLIP's q_proj/v_proj stay untouched
+    trained = READ_TRAINABLE_PREFIXES + tuple(cfg.modules_to_save)
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(READ_TRAINABLE_PREFIXES) or "lora_" in name)
+        p.requires_grad_(name.startswith(trained) or "lora_" in name)
+    unmatched = [prefix for prefix in cfg.modules_to_save
+                 if not any(name.startswith(prefix) for name, _ in model.named_parameters())]
+    if unmatched:
+        raise ValueError(f"trainable.modules_to_save: no parameter name starts with {unmatched} "
+                         "(prefixes look like sam. or llava.model.vision_tower.)")
     return model
 
 

@@ -67,6 +67,23 @@ def test_merge_lora_is_exact_and_restores_plain_linears(tiny_model, tiny_inputs)
     torch.testing.assert_close(after.mask_logits[1], before.mask_logits[1], atol=1e-4, rtol=1e-4)
 
 
+def test_modules_to_save_add_full_modules_to_the_read_policy(tiny_model):
+    model, _ = tiny_model
+    apply_trainable_policy(model, TrainableConfig(policy="read"))
+    read_only = set(trainable_parameter_names(model))
+    apply_trainable_policy(model, TrainableConfig(policy="read", modules_to_save=["sam."]))
+    names = set(trainable_parameter_names(model))
+    sam = {n for n, _ in model.named_parameters() if n.startswith("sam.")}
+    assert any(n.startswith("sam.image_encoder.") for n in sam) and names == read_only | sam
+    assert not any(n.startswith("llava.model.vision_tower.") for n in names)  # CLIP stays frozen, as READ's
+    with pytest.raises(ValueError, match=r"no parameter name starts with \['sma.'\]"):
+        apply_trainable_policy(model, TrainableConfig(policy="read", modules_to_save=["sma."]))
+    with pytest.raises(ValueError, match="policy=full everything trains"):
+        TrainableConfig(policy="full", modules_to_save=["sam."])
+    with pytest.raises(ValueError, match="empty prefix"):
+        TrainableConfig(policy="read", modules_to_save=[""])
+
+
 def test_bad_policy_is_rejected():
     with pytest.raises(ValueError, match="trainable.policy"):
         TrainableConfig(policy="lora-everything")
