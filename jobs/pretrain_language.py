@@ -1,12 +1,12 @@
-"""Pretrain the tiny preset's LLaVA on fresh synthetic scenes, as one Ray task: yes/no presence questions and/or
-pointing its [SEG] similarity map at the object a segmentation request names.
+"""Pretrain the tiny preset's LLaVA on fresh synthetic scenes, as one Ray task: yes/no presence questions, pointing
+its [SEG] similarity map at the object a segmentation request names, and/or READ's answers to those requests.
 
-    python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]] [objectives=[presence,pointing]]
-        [ray_address=auto]
+    python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]]
+        [objectives=[presence,pointing,answers]] [ray_address=auto]
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
 metrics.parquet (held-out yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per
-query type, chance 0.5) and config.yaml. See pipelines/language/pretrain.py for why.
+query type, chance 0.5; held-out answer CE) and config.yaml. See pipelines/language/pretrain.py for why.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def _report(row: dict) -> None:
     presence = f" yes/no {kinds} (chance 50%)" if kinds else ""
     pointing = (f" pointing AUC {row['point_auc']:.2f} (chance 0.5), hottest patch on the object "
                 f"{100 * row['point_hit']:.0f}%" if "point_auc" in row else "")
-    print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{presence}{pointing}",
-          flush=True)
+    answers = f" answer CE {row['answer_ce']:.3f}" if "answer_ce" in row else ""
+    print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{presence}{pointing}"
+          f"{answers}", flush=True)
 
 
 def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]]:

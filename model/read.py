@@ -171,7 +171,24 @@ class READ(nn.Module):
         Shapes as `forward`. This is the map SasP turns into points; a LLaVA whose map already points at the queried
         object (as LLaVA-1.5's does for READ) is what `pipelines.language` pretrains the tiny preset towards.
         """
-        hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
+        hidden_CTD = self.language_states(clip_images=clip_images, image_index=image_index, input_ids=input_ids,
+                                          attention_mask=attention_mask)
+        return self.similarity_from_states(hidden_CTD, input_ids)
+
+    def language_states(
+        self,
+        *,
+        clip_images: torch.Tensor,
+        image_index: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Last-layer (post-norm) LLM hidden states with gradients, shapes as `forward`: (C, T, D). `llava.lm_head`
+        of them gives the answer logits, `similarity_from_states` the [SEG] maps (one LLM pass for both)."""
+        return self._language_hidden(clip_images, image_index, input_ids, attention_mask)
+
+    def similarity_from_states(self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """The [SEG] similarity maps of `language_states`' output: (N, P) float32, [SEG]s in batch order."""
         return self._seg_similarity(hidden_CTD, input_ids)[2]
 
     @torch.no_grad()

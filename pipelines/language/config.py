@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from model.config import ReadModelConfig
 from pipelines.language.questions import KINDS
 
-OBJECTIVES = ("presence", "pointing")
+OBJECTIVES = ("presence", "pointing", "answers")
 
 
 @dataclass(kw_only=True)
@@ -21,9 +21,11 @@ class LanguagePretrainConfig:
     """The READ model whose LLaVA is pretrained; only the tiny preset (real presets load LLaVA from llava_path).
     llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50")."""
     objectives: list[str] = field(default_factory=lambda: ["presence"])
-    """What the LLaVA learns, summed: "presence" (yes/no questions of `kinds`) and/or "pointing" (in READ's own
-    segmentation conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches;
-    pipelines/language/pointing.py)."""
+    """What the LLaVA learns, summed: "presence" (yes/no questions of `kinds`), "pointing" (in READ's own
+    segmentation conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches)
+    and/or "answers" (next-token CE of those conversations' answers, READ's CE; pipelines/language/pointing.py)."""
+    false_premise_rate: float = 0.3
+    """With "answers": the share of conversations that ask for a false premise, answered with READ's corrections."""
     kinds: list[str] = field(default_factory=lambda: ["colour"])
     """Question kinds, cycled within a batch: colour ("a red shape"), shape ("a star"), pair ("a red star")."""
     steps: int = 2500
@@ -62,6 +64,8 @@ class LanguagePretrainConfig:
             raise ValueError(f"objectives must be a non-empty list of {OBJECTIVES}, got {list(self.objectives)}")
         if self.target_accuracy and "presence" not in self.objectives:
             raise ValueError("target_accuracy is a yes/no accuracy: add 'presence' to objectives or set it to 0")
+        if not 0.0 <= self.false_premise_rate < 1.0:
+            raise ValueError(f"false_premise_rate must be in [0, 1), got {self.false_premise_rate}")
         if not self.kinds or any(k not in KINDS for k in self.kinds):
             raise ValueError(f"kinds must be a non-empty list of {KINDS}, got {list(self.kinds)}")
         for key in ("steps", "batch_size", "eval_questions", "eval_every", "num_cpus"):

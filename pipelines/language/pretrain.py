@@ -6,7 +6,8 @@ query word up in the image (README "Why See stays at 50"). Here the whole tiny L
 on scenes drawn afresh every step, one or both `cfg.objectives`:
     presence  one answer token, yes or no, after "Is there {phrase} in this image?";
     pointing  in READ's own segmentation conversations, the [SEG] similarity map (what SasP turns into SAM's points)
-              puts its mass on the queried object's patches (pipelines/language/pointing.py).
+              puts its mass on the queried object's patches (pipelines/language/pointing.py);
+    answers   READ's next-token CE of those conversations' answers (false premises answered with corrections).
 The folder it writes is a Hugging Face LLaVA that READ's training loads with `model.llava_path`, as it loads
 LLaVA-1.5. It never sees a dataset image.
 """
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from model.build import build_read
-from model.losses import pointing_ce
+from model.losses import next_token_ce, pointing_ce
 from model.read import READ
 from pipelines.data.conversation import build_prompt
 from pipelines.data.image import clip_preprocess
@@ -102,8 +103,7 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
                    ) -> list[dict]:
     """Train `model.llava` in place on `cfg.objectives` (summed); returns one metrics row per evaluation.
 
-    presence: full-vocabulary CE of the yes/no answer token. pointing: `model.losses.pointing_ce` of the [SEG]
-    similarity map (scale sqrt(D)) against the queried object's patches. Stops early at the first evaluation whose
+    presence: full-vocabulary CE of the yes/no answer token. pointing / answers: `conversation_losses`. Stops early at the first evaluation whose
     yes/no accuracy reaches `cfg.target_accuracy` (when > 0).
     """
     torch.manual_seed(cfg.seed)
@@ -115,10 +115,12 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
     sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}
     questions = QuestionSampler(cfg, tokenizer, **sizes) if "presence" in cfg.objectives else None
-    pointing = PointingSampler(cfg, tokenizer, **sizes) if "pointing" in cfg.objectives else None
+    conversational = {"pointing", "answers"} & set(cfg.objectives)
+    pointing = PointingSampler(cfg, tokenizer, **sizes) if conversational else None
+    fp_rate = cfg.false_premise_rate if "answers" in cfg.objectives else 0.0
     yes_no = answer_ids(tokenizer) if questions else (0, 0)
     held_questions = held_out_batch(cfg, questions) if questions else None
-    held_pointing = held_out_pointing(cfg, pointing) if pointing else None
+    held_pointing = held_out_pointing(cfg, pointing, fp_rate) if pointing else None
     scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
     point_scene_rng, point_rng = np.random.default_rng([cfg.seed, 2]), random.Random(cfg.seed * 1000 + 2)
     scale = math.sqrt(llava.config.text_config.hidden_size)
@@ -132,8 +134,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
                                                             torch.where(batch.yes, targets[0], targets[1]))
         if pointing:
-            points = pointing.batch(point_scene_rng, point_rng, cfg.batch_size)
-            parts["pointing"] = pointing_ce(similarity_maps(model, points), points.target, scale=scale)
+            parts |= conversation_losses(cfg, model, pointing.batch(point_scene_rng, point_rng, cfg.batch_size,
+                                                                      fp_rate), scale)
         loss = sum(parts.values())
         optimizer.zero_grad()
         loss.backward()
@@ -148,8 +150,10 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             row |= {f"loss_{name}": float(np.mean(v)) for name, v in losses.items()}
             if held_questions is not None:
                 row |= accuracy(llava, held_questions, yes_no)
-            if held_pointing is not None:
+            if held_pointing is not None and "pointing" in cfg.objectives:
                 row |= pointing_accuracy(model, held_pointing)
+            if held_pointing is not None and "answers" in cfg.objectives:
+                row["answer_ce"] = answer_ce(model, held_pointing)
             rows.append(row)
             log(row)
             losses = {name: [] for name in cfg.objectives}
@@ -190,9 +194,39 @@ def accuracy(llava: nn.Module, held_out: QuestionBatch, yes_no: tuple[int, int],
     return {"acc": float(hit.mean())} | {f"acc_{k}": float(hit[kinds == k].mean()) for k in sorted(set(kinds))}
 
 
-def held_out_pointing(cfg: LanguagePretrainConfig, sampler: PointingSampler) -> PointingBatch:
-    """The `cfg.eval_questions` held-out pointing prompts, from seeds that training never draws."""
-    return sampler.batch(np.random.default_rng([cfg.seed, 3]), random.Random(cfg.seed * 1000 + 3), cfg.eval_questions)
+def held_out_pointing(cfg: LanguagePretrainConfig, sampler: PointingSampler,
+                      false_premise_rate: float = 0.0) -> PointingBatch:
+    """The `cfg.eval_questions` held-out conversations, from seeds that training never draws."""
+    return sampler.batch(np.random.default_rng([cfg.seed, 3]), random.Random(cfg.seed * 1000 + 3), cfg.eval_questions,
+                         false_premise_rate)
+
+
+def conversation_losses(cfg: LanguagePretrainConfig, model: READ, batch: PointingBatch, scale: float
+                        ) -> dict[str, torch.Tensor]:
+    """One LLM pass over READ conversations: "answers" (READ's next-token CE of the answers) and/or "pointing"
+    (`pointing_ce` of the true premises' [SEG] maps, scale sqrt(D)), as `cfg.objectives` asks."""
+    hidden_CTD = model.language_states(clip_images=batch.pixels, image_index=torch.arange(len(batch.types)),
+                                       input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    parts = {}
+    if "answers" in cfg.objectives:
+        parts["answers"] = next_token_ce(model.llava.lm_head(hidden_CTD), batch.labels)
+    if "pointing" in cfg.objectives:
+        keep = batch.exists.nonzero(as_tuple=True)[0]
+        similarity_NP = model.similarity_from_states(hidden_CTD[keep], batch.input_ids[keep])
+        parts["pointing"] = pointing_ce(similarity_NP, batch.target[keep], scale=scale)
+    return parts
+
+
+@torch.no_grad()
+def answer_ce(model: READ, held_out: PointingBatch, chunk: int = 64) -> float:
+    """READ's next-token CE of the held-out answers, averaged over chunks of `chunk` conversations."""
+    values = []
+    for start in range(0, len(held_out.types), chunk):
+        part = held_out.rows(start, start + chunk)
+        hidden_CTD = model.language_states(clip_images=part.pixels, image_index=torch.arange(len(part.types)),
+                                           input_ids=part.input_ids, attention_mask=part.attention_mask)
+        values.append(next_token_ce(model.llava.lm_head(hidden_CTD), part.labels).item())
+    return float(np.mean(values))
 
 
 def similarity_maps(model: READ, batch: PointingBatch) -> torch.Tensor:
@@ -209,10 +243,10 @@ def pointing_accuracy(model: READ, held_out: PointingBatch, chunk: int = 64) -> 
     patch of another object (0.5: chance; background patches are left out, so objectness alone scores 0.5);
     point_hit: the hottest patch of the whole map is on the object (a random map: about the object's share of P).
     """
+    held_out = held_out.true_premises()
     maps = []
     for start in range(0, len(held_out.types), chunk):
-        part = PointingBatch(**{f.name: getattr(held_out, f.name)[start:start + chunk] for f in fields(PointingBatch)})
-        maps.append(similarity_maps(model, part))
+        maps.append(similarity_maps(model, held_out.rows(start, start + chunk)))
     sim_NP = torch.cat(maps)
     target, others = held_out.target, held_out.others
     hit = target.gather(1, sim_NP.argmax(1, keepdim=True))[:, 0].float().numpy()

@@ -130,5 +130,5 @@ def test_rerun_reuses_every_step(demo_out, capsys):
     printed = capsys.readouterr().out
     assert printed.count("complete, reusing") >= 12, printed
     assert "pretrain the vision tower on fresh scenes: complete" in printed
-    assert "pretrain the tiny LLaVA on yes/no questions: complete" in printed
+    assert "pretrain the tiny LLaVA (jobs.pretrain_language): complete" in printed
     pd.testing.assert_frame_equal(first, again)

@@ -14,11 +14,11 @@ from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
 from pipelines.language.pointing import PointingSampler
-from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ids, held_out_batch, held_out_pointing,
-                                        pointing_accuracy)
+from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ce, answer_ids, held_out_batch,
+                                        held_out_pointing, pointing_accuracy)
 
 ARGS = ["steps=6", "eval_every=3", "eval_questions=24", "batch_size=4", "warmup_steps=2", "num_cpus=1", "seed=3",
-        "kinds=[colour,pair]", "objectives=[presence,pointing]"]
+        "kinds=[colour,pair]", "objectives=[presence,pointing,answers]"]
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def test_job_writes_llava_metrics_and_config(job_out):
     out, rows = job_out
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics["step"]) == [3, 6] == [r["step"] for r in rows]
-    assert {"acc", "acc_colour", "acc_pair", "loss", "loss_presence", "loss_pointing", "point_auc",
-            "point_hit"} <= set(metrics.columns)
+    assert {"acc", "acc_colour", "acc_pair", "loss", "loss_presence", "loss_pointing", "loss_answers", "point_auc",
+            "point_hit", "answer_ce"} <= set(metrics.columns)
     assert metrics[["point_auc", "point_hit"]].stack().between(0, 1).all()
     assert metrics[["acc", "acc_colour", "acc_pair"]].stack().between(0, 1).all()
     assert (out / pretrain_language.LLAVA_DIR / pretrain_language.COMPLETE).is_file()
@@ -54,8 +54,9 @@ def test_read_built_from_the_folder_answers_as_measured(job_out):
                                                                        if k.startswith("acc")}
     pointing = PointingSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
                                clip_size=model.clip_image_size)
-    assert pointing_accuracy(model, held_out_pointing(cfg, pointing)) == {k: v for k, v in rows[-1].items()
-                                                                          if k.startswith("point_")}
+    conversations = held_out_pointing(cfg, pointing, cfg.false_premise_rate)
+    assert pointing_accuracy(model, conversations) == {k: v for k, v in rows[-1].items() if k.startswith("point_")}
+    assert answer_ce(model, conversations) == pytest.approx(rows[-1]["answer_ce"], abs=1e-5)
 
 
 def test_a_real_preset_is_refused_before_any_work(tmp_path):

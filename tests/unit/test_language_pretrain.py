@@ -14,8 +14,9 @@ from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
 from model.losses import pointing_ce
 from pipelines.language.pointing import PointingSampler, object_patches
-from pipelines.language.pretrain import (QuestionSampler, answer_ids, lr_factor, pointing_accuracy, pretrain_llava,
-                                        similarity_maps, target_shortfall, yes_no_logits)
+from pipelines.language.pretrain import (QuestionSampler, answer_ce, answer_ids, conversation_losses, lr_factor,
+                                        pointing_accuracy, pretrain_llava, similarity_maps, target_shortfall,
+                                        yes_no_logits)
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
@@ -100,6 +101,8 @@ def test_config_refusals_name_the_key():
         LanguagePretrainConfig(objectives=["captions"])
     with pytest.raises(ValueError, match="add 'presence' to objectives"):
         LanguagePretrainConfig(objectives=["pointing"], target_accuracy=0.8)
+    with pytest.raises(ValueError, match="false_premise_rate"):
+        LanguagePretrainConfig(false_premise_rate=1.0)
 
 
 def test_lr_warms_up_then_decays_to_zero_at_the_last_step():
@@ -209,10 +212,42 @@ def test_pointing_is_learned_on_one_batch():
 def test_both_objectives_train_and_report():
     torch.manual_seed(0)
     model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style="echo"))
-    cfg = LanguagePretrainConfig(objectives=["presence", "pointing"], model=model.cfg, steps=4, eval_every=2,
-                                 eval_questions=16, batch_size=4, warmup_steps=1)
+    cfg = LanguagePretrainConfig(objectives=["presence", "pointing", "answers"], model=model.cfg, steps=4,
+                                 eval_every=2, eval_questions=16, batch_size=4, warmup_steps=1)
     rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
     assert [r["step"] for r in rows] == [2, 4]
     for row in rows:
-        assert row["loss"] == pytest.approx(row["loss_presence"] + row["loss_pointing"])
+        assert row["loss"] == pytest.approx(row["loss_presence"] + row["loss_pointing"] + row["loss_answers"])
         assert 0 <= row["acc"] <= 1 and 0 <= row["point_auc"] <= 1 and 0 <= row["point_hit"] <= 1
+        assert row["answer_ce"] > 0
+
+
+def test_false_premises_are_answered_with_corrections_and_no_seg():
+    model, tokenizer, sampler = _pointing_setup()
+    batch = sampler.batch(np.random.default_rng(3), random.Random(3), 60, false_premise_rate=0.4)
+    fp = ~batch.exists
+    assert 0.2 < fp.float().mean() < 0.6
+    seg = (batch.input_ids == model.seg_token_id).sum(1)
+    assert (seg[fp] == 0).all() and (seg[~fp] == 1).all()
+    assert not batch.target[fp].any() and batch.target[~fp].any(1).all()
+    assert [t for t, f in zip(batch.types, fp.tolist()) if f] == ["false_premise"] * int(fp.sum())
+    assert ((batch.labels != -100).sum(1) > 0).all()  # every conversation has a supervised answer
+    true = batch.true_premises()
+    assert len(true.types) == int((~fp).sum()) and true.exists.all()
+
+
+def test_answers_and_pointing_share_one_pass_and_learn_one_batch():
+    model, tokenizer, sampler = _pointing_setup()
+    cfg = LanguagePretrainConfig(objectives=["pointing", "answers"], model=model.cfg)
+    batch = sampler.batch(np.random.default_rng(4), random.Random(4), 8, false_premise_rate=0.3)
+    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        parts = conversation_losses(cfg, model, batch, scale=11.3)
+        first = first or {k: v.item() for k, v in parts.items()}
+        optimizer.zero_grad()
+        sum(parts.values()).backward()
+        optimizer.step()
+    assert set(parts) == {"pointing", "answers"}
+    assert all(parts[k].item() < 0.5 * first[k] for k in parts), (first, parts)
+    assert answer_ce(model, batch, chunk=3) < 0.5 * first["answers"]
