@@ -158,22 +158,14 @@ class READ(nn.Module):
         hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
         return self._segment_from_hidden(hidden_CTD, input_ids, sam_images, resized_sizes, original_sizes, image_index)
 
-    def similarity_maps(
-        self,
-        *,
-        clip_images: torch.Tensor,
-        image_index: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-    ) -> torch.Tensor:
+    def similarity_maps(self, **inputs: torch.Tensor) -> torch.Tensor:
         """The [SEG] similarity maps alone (no SAM), with gradients: (N, P) float32, [SEG]s in batch order.
 
-        Shapes as `forward`. This is the map SasP turns into points; a LLaVA whose map already points at the queried
-        object (as LLaVA-1.5's does for READ) is what `pipelines.language` pretrains the tiny preset towards.
+        `inputs` are `language_states`' keyword arguments. This is the map SasP turns into points; a LLaVA whose map
+        already points at the queried object (as LLaVA-1.5's does for READ) is what `pipelines.language` pretrains
+        the tiny preset towards.
         """
-        hidden_CTD = self.language_states(clip_images=clip_images, image_index=image_index, input_ids=input_ids,
-                                          attention_mask=attention_mask)
-        return self.similarity_from_states(hidden_CTD, input_ids)
+        return self.similarity_from_states(self.language_states(**inputs), inputs["input_ids"])
 
     def language_states(
         self,
