@@ -34,11 +34,18 @@ def patch_coverage(mask_HW: np.ndarray, grid: int) -> np.ndarray:
     return cell_cover(mask_HW[top : top + side, left : left + side] > 0, grid).reshape(-1)
 
 
+def target_patches(coverage_P: np.ndarray) -> np.ndarray:
+    """The object's patches: those at least half covered, or the most covered ones for a small object: (P,) bool."""
+    if (coverage_P >= 0.5).any():
+        return coverage_P >= 0.5
+    return (coverage_P == coverage_P.max()) & (coverage_P > 0)
+
+
 def pointing_scores(similarity_P: np.ndarray, coverage_P: np.ndarray) -> tuple[float, float] | None:
     """(auc, hit) of one similarity map against its patch coverage; None when the object covers no or every patch."""
     if coverage_P.max() <= 0:
         return None
-    target = coverage_P >= 0.5 if (coverage_P >= 0.5).any() else coverage_P == coverage_P.max()
+    target = target_patches(coverage_P)
     if target.all():
         return None
     pos, neg = similarity_P[target], similarity_P[~target]

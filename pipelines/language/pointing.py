@@ -25,7 +25,7 @@ from pipelines.data.conversation import query_conversation
 from pipelines.data.image import clip_preprocess
 from pipelines.data.tokenize import IGNORE_INDEX, left_pad, tokenize
 from pipelines.language.config import LanguagePretrainConfig
-from pipelines.pointing import patch_coverage
+from pipelines.pointing import patch_coverage, target_patches
 from pipelines.synth.expressions import candidates, false_premise, margin_px, pick
 from pipelines.synth.scene import sample_scene
 from schemas.sample import Query
@@ -62,8 +62,7 @@ def _rows(value, keep: list[int]):
 
 def object_patches(mask_HW: np.ndarray, grid: int) -> np.ndarray:
     """Patches at least half covered by the mask, or its most covered ones for a small object: (G * G,) bool."""
-    cover = patch_coverage(mask_HW, grid)
-    return cover >= 0.5 if (cover >= 0.5).any() else (cover == cover.max()) & (cover > 0)
+    return target_patches(patch_coverage(mask_HW, grid))
 
 
 class PointingSampler:
