@@ -181,9 +181,12 @@ def _compare(cfg: DemoConfig, out: str, baseline: pd.DataFrame, untrained: str, 
     refused = pd.concat([false_premises_by_edit(rows).assign(model=name) for name, rows in queries.items()],
                         ignore_index=True)
     storage.atomic_write_parquet(storage.join(out, "false_premises_by_edit.parquet"), pa.Table.from_pandas(refused))
-    print("[demo] false premises refused (answered without [SEG]), per rewritten element (%):")
-    wide = refused.pivot_table(index=[*BY_EDIT, "n"], columns="model", values="see")[list(queries)].reset_index()
-    print(format_side_by_side(wide.rename_axis(columns=None), keys=BY_EDIT))
+    print("[demo] false premises refused per rewritten element (%); see: no [SEG] or an empty mask, as See counts; "
+          "said_no_seg: no [SEG] in the generated words:")
+    wide = refused.pivot_table(index=[*BY_EDIT, "n"], columns="model", values=["see", "said_no_seg"])
+    wide = wide[[(metric, model) for metric in ("see", "said_no_seg") for model in queries]]
+    wide.columns = [f"{metric}_{model}" for metric, model in wide.columns]
+    print(format_side_by_side(wide.reset_index(), keys=BY_EDIT))
     ratio = ciou_ratio(tables["trained"], tables["untrained"], dataset=cfg.goal_dataset, split=cfg.goal_split)
     verdict = "reached" if ratio >= cfg.goal_ciou_ratio else "NOT reached"
     print(f"[demo] {cfg.goal_dataset}/{cfg.goal_split}: trained cIoU = {ratio:.1f}x untrained "

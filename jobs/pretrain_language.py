@@ -6,7 +6,8 @@ its [SEG] similarity map at the object a segmentation request names, and/or READ
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
 metrics.parquet (held-out yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per
-query type, chance 0.5; held-out answer CE) and config.yaml. See pipelines/language/pretrain.py for why.
+query type, chance 0.5; held-out answer CE and greedy decisions: true premises kept, false premises refused, See)
+and config.yaml. See pipelines/language/pretrain.py for why.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def _report(row: dict) -> None:
     pointing = (f" pointing AUC {row['point_auc']:.2f} (chance 0.5), hottest patch on the object "
                 f"{100 * row['point_hit']:.0f}%" if "point_auc" in row else "")
     answers = f" answer CE {row['answer_ce']:.3f}" if "answer_ce" in row else ""
+    if "answer_refused" in row:
+        answers += (f", greedy answers keep {100 * row['answer_kept']:.0f}% of true premises and refuse "
+                    f"{100 * row['answer_refused']:.0f}% of false ones (See {100 * row['answer_see']:.1f})")
     print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{presence}{pointing}"
           f"{answers}", flush=True)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipelines.data.templates import SEG_TOKEN
 from pipelines.evaluate.metrics import GENERATE, summarize
 from schemas.results import SUMMARY_SCHEMA
 
@@ -25,16 +26,20 @@ def per_query_type(queries: pd.DataFrame) -> pd.DataFrame:
 def false_premises_by_edit(queries: pd.DataFrame) -> pd.DataFrame:
     """How often the model refuses a false premise, per (dataset, split, edit), plus an "all" row per split.
 
-    Only generation-mode false premises count (error rows excluded), so `see` here is the refusal rate: the share
-    answered without a [SEG]. `edit` names what the rewrite changed (schemas.sample.EDIT_TYPES); "unknown" when the
-    source did not record it.
+    Only generation-mode false premises count (error rows excluded), so `see` here is the refusal rate as See counts
+    it: no [SEG] generated, or an empty mask from the [SEG] that was (../shared/spec/metrics.md). `said_no_seg` is
+    the share refused in words, with no [SEG] in the generated text; the rest of `see` are empty masks. `edit` names
+    what the rewrite changed (schemas.sample.EDIT_TYPES); "unknown" when the source did not record it.
 
     Returns:
-        Columns BY_EDIT, n, see, say_mentions_gt, say_similarity; sorted by BY_EDIT.
+        Columns BY_EDIT, n, see, said_no_seg, say_mentions_gt, say_similarity; sorted by BY_EDIT.
     """
     rows = queries[(queries["error"] == "") & (queries["mode"] == GENERATE) & ~queries["gt_present"]]
-    table = _with_all_row(rows.assign(edit=rows["edit"].replace("", "unknown")), BY_EDIT)
-    return table[[*BY_EDIT, "n", "see", "say_mentions_gt", "say_similarity"]]
+    rows = rows.assign(edit=rows["edit"].replace("", "unknown"),
+                       said_no_seg=~rows["generated_text"].str.contains(SEG_TOKEN, regex=False))
+    said = pd.concat([rows, rows.assign(edit="all")]).groupby(list(BY_EDIT), as_index=False)["said_no_seg"].mean()
+    table = _with_all_row(rows, BY_EDIT).merge(said, on=list(BY_EDIT), how="left")
+    return table[[*BY_EDIT, "n", "see", "said_no_seg", "say_mentions_gt", "say_similarity"]]
 
 
 def _with_all_row(rows: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:

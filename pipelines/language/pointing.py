@@ -36,7 +36,8 @@ class PointingBatch:
     """N conversations: pixels (N, 3, S, S), input_ids / attention_mask / labels (N, T) (labels -100 off the answers),
     exists (N,) bool (False: a false premise, answered with a correction and no [SEG]), target (N, P) bool (the
     object's patches; none for a false premise), others (N, P) bool (patches of the scene's other objects), types (N,)
-    the expressions' query types ("false_premise" for false premises)."""
+    the expressions' query types ("false_premise" for false premises), edits (N,) the rewritten element of a false
+    premise ("attribute" | "object" | "relation"; "" for a true premise)."""
 
     pixels: torch.Tensor
     input_ids: torch.Tensor
@@ -46,6 +47,7 @@ class PointingBatch:
     target: torch.Tensor
     others: torch.Tensor
     types: list[str]
+    edits: list[str]
 
     def true_premises(self) -> PointingBatch:
         """The rows whose object exists (each has one [SEG] and a target)."""
@@ -82,7 +84,7 @@ class PointingSampler:
         cfg = self.cfg
         width, height = cfg.image_size
         margin = margin_px(width, height)
-        pixels, ids, labels, exists, target, others, types = [], [], [], [], [], [], []
+        pixels, ids, labels, exists, target, others, types, edits = [], [], [], [], [], [], [], []
         while len(ids) < n:
             scene = sample_scene(scene_rng, width=width, height=height, min_objects=cfg.min_objects,
                                  max_objects=cfg.max_objects, noise=cfg.noise)
@@ -91,13 +93,14 @@ class PointingSampler:
             if not exprs:  # two identical objects side by side: nothing singles this one out
                 continue
             expr = pick(scene_rng, exprs, 1)[0]  # a type first, as the synthetic datasets spread their queries
-            query = Query(query_id=str(len(ids)), text=expr.text(), mask=obj.mask, query_type=expr.type)
+            query, edit = Query(query_id=str(len(ids)), text=expr.text(), mask=obj.mask, query_type=expr.type), ""
             if false_premise_rate and rng.random() < false_premise_rate:
                 edited = false_premise(scene_rng, expr, scene.objects, margin)
                 if edited is None:
                     continue
                 query = Query(query_id=str(len(ids)), text=edited[0].text(), exists=False, gt_sent=expr.text(),
                               query_type="false_premise")
+                edit = edited[1]
             conversation = query_conversation(query, rng=rng, meta={}, answer_style=cfg.model.answer_style)
             input_ids, answer_labels = tokenize(conversation.prompt, self.tokenizer, self.num_image_tokens)
             ids.append(input_ids)
@@ -112,7 +115,8 @@ class PointingSampler:
             target.append(mine)
             others.append((patch_coverage(rest, self.grid) >= 0.5) & ~mine)
             types.append(query.query_type)
+            edits.append(edit)
         input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)
         label_ids, _ = left_pad(labels, IGNORE_INDEX)
         return PointingBatch(torch.stack(pixels), input_ids, attention_mask, label_ids, torch.tensor(exists),
-                             torch.from_numpy(np.stack(target)), torch.from_numpy(np.stack(others)), types)
+                             torch.from_numpy(np.stack(target)), torch.from_numpy(np.stack(others)), types, edits)

@@ -32,6 +32,7 @@ from pipelines.data.image import clip_preprocess
 from pipelines.data.templates import IMAGE_TOKEN
 from pipelines.data.tokenize import left_pad, tokenize
 from pipelines.language.config import LanguagePretrainConfig
+from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.pointing import PointingBatch, PointingSampler
 from pipelines.language.questions import QUESTION, presence_phrase
 from pipelines.synth.scene import sample_scene
@@ -154,6 +155,7 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
                 row |= pointing_accuracy(model, held_pointing)
             if held_pointing is not None and "answers" in cfg.objectives:
                 row["answer_ce"] = answer_ce(model, held_pointing)
+                row |= decision_metrics(greedy_says_seg(model, held_pointing), held_pointing)
             rows.append(row)
             log(row)
             losses = {name: [] for name in cfg.objectives}

@@ -114,6 +114,9 @@ def test_false_premises_are_broken_down_by_edit(demo_out):
     assert set(trained.index) == {"all", *fp["edit"]} and "" not in set(fp["edit"])
     assert trained.loc["all", "n"] == len(fp)
     assert trained.loc["all", "see"] == pytest.approx(1 - fp["pred_present"].mean())
+    said = ~fp["generated_text"].str.contains("[SEG]", regex=False)
+    assert trained.loc["all", "said_no_seg"] == pytest.approx(said.mean())
+    assert said.mean() <= 1 - fp["pred_present"].mean()  # refused in words is one way See counts a refusal
 
 
 def test_baselines_parquet_has_the_summary_columns(demo_out):

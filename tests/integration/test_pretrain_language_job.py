@@ -13,6 +13,7 @@ from jobs._config import load_config
 from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
+from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.pointing import PointingSampler
 from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ce, answer_ids, held_out_batch,
                                         held_out_pointing, pointing_accuracy)
@@ -32,7 +33,8 @@ def test_job_writes_llava_metrics_and_config(job_out):
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics["step"]) == [3, 6] == [r["step"] for r in rows]
     assert {"acc", "acc_colour", "acc_pair", "loss", "loss_presence", "loss_pointing", "loss_answers", "point_auc",
-            "point_hit", "answer_ce"} <= set(metrics.columns)
+            "point_hit", "answer_ce", "answer_kept", "answer_refused", "answer_see"} <= set(metrics.columns)
+    assert metrics[["answer_kept", "answer_refused", "answer_see"]].stack().between(0, 1).all()
     assert metrics[["point_auc", "point_hit"]].stack().between(0, 1).all()
     assert metrics[["acc", "acc_colour", "acc_pair"]].stack().between(0, 1).all()
     assert (out / pretrain_language.LLAVA_DIR / pretrain_language.COMPLETE).is_file()
@@ -57,6 +59,8 @@ def test_read_built_from_the_folder_answers_as_measured(job_out):
     conversations = held_out_pointing(cfg, pointing, cfg.false_premise_rate)
     assert pointing_accuracy(model, conversations) == {k: v for k, v in rows[-1].items() if k.startswith("point_")}
     assert answer_ce(model, conversations) == pytest.approx(rows[-1]["answer_ce"], abs=1e-5)
+    decisions = decision_metrics(greedy_says_seg(model, conversations), conversations)
+    assert decisions == {k: v for k, v in rows[-1].items() if k.startswith("answer_") and k != "answer_ce"}
 
 
 def test_a_real_preset_is_refused_before_any_work(tmp_path):

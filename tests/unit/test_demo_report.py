@@ -65,11 +65,14 @@ def test_false_premises_by_edit_is_the_refusal_rate_per_rewritten_element():
                   ("fprefcoco", "false_premise", 0, 0, False, False), ("fprefcoco", "colour", 2, 4, True, True),
                   ("fprefcoco", "false_premise", 0, 0, False, False), ("refcoco", "colour", 1, 4, True, True)])
     rows["edit"] = ["attribute", "attribute", "object", "", "", ""]
+    rows["generated_text"] = ["There is no red square.", "It is the red square [SEG].", "I found a circle [SEG].",
+                              "It is [SEG].", "", "It is [SEG]."]  # the object edit: [SEG] said, its mask empty
     rows.loc[4, "error"] = "sample k: cannot decode"  # error rows never count
     table = false_premises_by_edit(rows).set_index("edit")
     assert list(table.index) == ["all", "attribute", "object"]  # true premises and teacher-forced rows excluded
     assert table.loc["attribute", "see"] == pytest.approx(0.5) and table.loc["object", "see"] == 1.0
     assert table.loc["all", "n"] == 3 and table.loc["all", "see"] == pytest.approx(2 / 3)
+    assert table["said_no_seg"].to_dict() == {"all": pytest.approx(1 / 3), "attribute": 0.5, "object": 0.0}
     text = format_side_by_side(table.reset_index()[[*BY_EDIT, "n", "see"]], keys=BY_EDIT)
     assert "attribute" in text and "50.0" in text
 

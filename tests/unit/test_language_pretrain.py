@@ -13,6 +13,7 @@ from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
 from model.losses import pointing_ce
+from pipelines.language.decisions import decision_metrics, greedy_says_seg, question_prompts
 from pipelines.language.pointing import PointingSampler, object_patches
 from pipelines.language.pretrain import (QuestionSampler, answer_ce, answer_ids, conversation_losses, lr_factor,
                                         pointing_accuracy, pretrain_llava, similarity_maps, target_shortfall,
@@ -251,3 +252,48 @@ def test_answers_and_pointing_share_one_pass_and_learn_one_batch():
     assert set(parts) == {"pointing", "answers"}
     assert all(parts[k].item() < 0.5 * first[k] for k in parts), (first, parts)
     assert answer_ce(model, batch, chunk=3) < 0.5 * first["answers"]
+
+
+def test_question_prompts_end_where_the_evaluation_prompt_ends():
+    model, tokenizer, sampler = _pointing_setup()
+    batch = sampler.batch(np.random.default_rng(5), random.Random(5), 12, false_premise_rate=0.5)
+    for prompt, ids, mask in zip(question_prompts(batch), batch.input_ids, batch.attention_mask):
+        full = ids[mask.bool()]
+        assert torch.equal(full[:len(prompt)], prompt) and len(prompt) < len(full)
+        assert tokenizer.decode(prompt).rstrip().endswith("ASSISTANT:")
+        assert model.seg_token_id not in prompt.tolist()
+
+
+def test_decision_metrics_count_kept_and_refused_per_edit():
+    _, _, sampler = _pointing_setup()
+    batch = sampler.batch(np.random.default_rng(6), random.Random(6), 40, false_premise_rate=0.5)
+    exists = batch.exists
+    assert {"attribute", "object"} <= set(batch.edits) and set(e for e, x in zip(batch.edits, exists) if x) == {""}
+    assert decision_metrics(exists.clone(), batch) == {
+        "answer_kept": 1.0, "answer_refused": 1.0, "answer_see": 1.0,
+        **{f"answer_refused_{e}": 1.0 for e in set(batch.edits) - {""}}}
+    always = decision_metrics(torch.ones_like(exists), batch)
+    assert always["answer_kept"] == 1.0 and always["answer_refused"] == 0.0 and always["answer_see"] == 0.5
+    attribute = torch.tensor([e != "attribute" for e in batch.edits])  # refuse the colour edits only
+    some = decision_metrics(attribute, batch)
+    assert some["answer_refused_attribute"] == 1.0 and some["answer_refused_object"] == 0.0
+    assert some["answer_refused"] == pytest.approx(batch.edits.count("attribute") / int((~exists).sum()))
+
+
+def test_greedy_decisions_match_read_generate_after_learning_a_batch():
+    model, tokenizer, sampler = _pointing_setup()
+    cfg = LanguagePretrainConfig(objectives=["answers"], model=model.cfg)
+    batch = sampler.batch(np.random.default_rng(7), random.Random(7), 8, false_premise_rate=0.4)
+    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = conversation_losses(cfg, model, batch, scale=11.3)["answers"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    says = greedy_says_seg(model, batch, chunk=3)
+    assert torch.equal(says, batch.exists)  # the memorised batch: [SEG] exactly for its true premises
+    sam = torch.zeros(3, model.sam_image_size, model.sam_image_size)
+    for i, prompt in enumerate(question_prompts(batch)):
+        out = model.generate(clip_image=batch.pixels[i], sam_image=sam, resized_size=(64, 64),
+                             original_size=(64, 64), input_ids=prompt[None], max_new_tokens=24)
+        assert (model.seg_token_id in out.token_ids) == bool(says[i]), out.text
