@@ -35,18 +35,22 @@ def false_premises_by_edit(queries: pd.DataFrame) -> pd.DataFrame:
         Columns BY_EDIT, n, see, said_no_seg, say_mentions_gt, say_similarity; sorted by BY_EDIT.
     """
     rows = queries[(queries["error"] == "") & (queries["mode"] == GENERATE) & ~queries["gt_present"]]
-    rows = rows.assign(edit=rows["edit"].replace("", "unknown"),
-                       said_no_seg=~rows["generated_text"].str.contains(SEG_TOKEN, regex=False))
-    said = pd.concat([rows, rows.assign(edit="all")]).groupby(list(BY_EDIT), as_index=False)["said_no_seg"].mean()
-    table = _with_all_row(rows, BY_EDIT).merge(said, on=list(BY_EDIT), how="left")
+    rows = _with_all_group(rows.assign(edit=rows["edit"].replace("", "unknown"),
+                                       said_no_seg=~rows["generated_text"].str.contains(SEG_TOKEN, regex=False)),
+                           BY_EDIT)
+    said = rows.groupby(list(BY_EDIT), as_index=False)["said_no_seg"].mean()
+    table = summarize(rows, by=BY_EDIT, add_overall=False).merge(said, on=list(BY_EDIT), how="left")
     return table[[*BY_EDIT, "n", "see", "said_no_seg", "say_mentions_gt", "say_similarity"]]
+
+
+def _with_all_group(rows: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """`rows`, plus a copy of them with the last key of `by` set to "all" (one overall group per other keys)."""
+    return pd.concat([rows, rows.assign(**{by[-1]: "all"})], ignore_index=True)
 
 
 def _with_all_row(rows: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
     """`summarize` per `by` group, plus one row per group of the other keys with the last key set to "all"."""
-    overall = rows.assign(**{by[-1]: "all"})
-    parts = [summarize(rows, by=by, add_overall=False), summarize(overall, by=by, add_overall=False)]
-    return pd.concat(parts, ignore_index=True).sort_values(list(by)).reset_index(drop=True)
+    return summarize(_with_all_group(rows, by), by=by, add_overall=False)
 
 
 def with_summary_columns(table: pd.DataFrame, *, run_id: str, checkpoint: str) -> pd.DataFrame:
