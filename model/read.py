@@ -238,6 +238,47 @@ class READ(nn.Module):
             point_labels=seg.point_labels[0],
         )
 
+    @torch.no_grad()
+    def greedy_token_ids(
+        self,
+        *,
+        clip_images: torch.Tensor,
+        image_index: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        max_new_tokens: int,
+        stop_ids: tuple[int, ...] = (),
+    ) -> torch.Tensor:
+        """Greedy text only, for a left-padded batch of prompts, with a KV cache: (C, G) generated ids, G <=
+        `max_new_tokens`; a row stops after `</s>` or one of `stop_ids` and is padded with `</s>` from there. The
+        `<image>` placeholder is never generated, as in `generate`.
+
+        Args:
+            clip_images: (I, 3, c, c). image_index: (C,) image of each prompt. input_ids, attention_mask: (C, T)
+                prompts with `<image>` expanded, left-padded (mask 0 on the padding).
+        """
+        lm = self.llava.model.language_model
+        eos = self.tokenizer.eos_token_id
+        stops = torch.tensor([eos, *stop_ids], device=input_ids.device)
+        cache = DynamicCache(config=lm.config)
+        inputs_CTD = self._input_embeddings(clip_images, image_index, input_ids)
+        hidden_CD = lm(inputs_embeds=inputs_CTD, attention_mask=attention_mask, past_key_values=cache,
+                       use_cache=True).last_hidden_state[:, -1]
+        done_C = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        generated = []
+        for _ in range(max_new_tokens):
+            logits_CV = self.llava.lm_head(hidden_CD)
+            logits_CV[:, self.image_token_id] = float("-inf")
+            next_C = logits_CV.argmax(-1).masked_fill(done_C, eos)
+            generated.append(next_C)
+            done_C |= torch.isin(next_C, stops)
+            if bool(done_C.all()) or len(generated) == max_new_tokens:
+                break
+            attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], 1)
+            hidden_CD = lm(inputs_embeds=lm.get_input_embeddings()(next_C[:, None]), attention_mask=attention_mask,
+                           past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
+        return torch.stack(generated, 1)
+
     def enable_gradient_checkpointing(self) -> None:
         """Activation checkpointing on the LLM decoder layers (non-reentrant, works with frozen embeddings)."""
         self.llava.model.language_model.activation_checkpointing_enable(

@@ -31,30 +31,17 @@ def question_prompts(batch: PointingBatch) -> list[torch.Tensor]:
     return prompts
 
 
-@torch.no_grad()
 def greedy_says_seg(model: READ, batch: PointingBatch, *, max_new_tokens: int = 24, chunk: int = 64) -> torch.Tensor:
-    """Greedy answers to each conversation's question: (N,) bool, True when `[SEG]` comes before `</s>` (within
-    `max_new_tokens`). The `<image>` placeholder is never generated, as in `READ.generate`."""
-    eos, pad = model.tokenizer.eos_token_id, model.tokenizer.pad_token_id
+    """Greedy answers to each conversation's question (`READ.greedy_token_ids`, `chunk` at a time): (N,) bool, True
+    when `[SEG]` comes before `</s>` (within `max_new_tokens`)."""
     says = []
     for start in range(0, len(batch.types), chunk):
         part = batch.rows(start, start + chunk)
-        input_ids, attention_mask = left_pad(question_prompts(part), pad)
-        n = input_ids.shape[0]
-        said, done = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
-        for _ in range(max_new_tokens):
-            hidden_NTD = model.language_states(clip_images=part.pixels, image_index=torch.arange(n),
-                                               input_ids=input_ids, attention_mask=attention_mask)
-            logits_NV = model.llava.lm_head(hidden_NTD[:, -1])
-            logits_NV[:, model.image_token_id] = float("-inf")
-            next_N = logits_NV.argmax(-1)
-            said |= ~done & (next_N == model.seg_token_id)
-            done |= (next_N == eos) | (next_N == model.seg_token_id)
-            if bool(done.all()):
-                break
-            input_ids = torch.cat([input_ids, next_N[:, None]], 1)
-            attention_mask = torch.cat([attention_mask, torch.ones_like(next_N)[:, None]], 1)
-        says.append(said)
+        input_ids, attention_mask = left_pad(question_prompts(part), model.tokenizer.pad_token_id)
+        ids_NG = model.greedy_token_ids(clip_images=part.pixels, image_index=torch.arange(input_ids.shape[0]),
+                                        input_ids=input_ids, attention_mask=attention_mask,
+                                        max_new_tokens=max_new_tokens, stop_ids=(model.seg_token_id,))
+        says.append((ids_NG == model.seg_token_id).any(1))
     return torch.cat(says)
 
 

@@ -80,3 +80,50 @@ def test_generate_matches_teacher_forced_segment(tiny_model):
     )
     torch.testing.assert_close(out.similarity, seg.similarity[0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out.mask_logits, seg.mask_logits[0], atol=1e-4, rtol=1e-4)
+
+
+def _prompt(model, tokenizer, question):
+    ids, labels = encode_conversation(model, tokenizer, question, "x")
+    return torch.tensor(ids[: labels.index(next(v for v in labels if v != -100))])
+
+
+def test_batched_greedy_ids_match_generate_for_left_padded_prompts(tiny_model):
+    from pipelines.data.tokenize import left_pad
+
+    model, tokenizer = tiny_model
+    model.eval()
+    torch.manual_seed(3)
+    with torch.no_grad():  # a random LM head sharp enough that the greedy text depends on the image and the prompt
+        model.llava.lm_head.weight.normal_(0, 2.0)
+    c, s = model.clip_image_size, model.sam_image_size
+    clips = torch.randn(2, 3, c, c)
+    prompts = [_prompt(model, tokenizer, q) for q in ("Segment the circle.", "Where is the big red star on the left?",
+                                                      "Star?")]
+    image_index = torch.tensor([0, 1, 1])
+    input_ids, attention_mask = left_pad(prompts, tokenizer.pad_token_id)
+    ids_CG = model.greedy_token_ids(clip_images=clips, image_index=image_index, input_ids=input_ids,
+                                    attention_mask=attention_mask, max_new_tokens=6)
+    texts = []
+    for i, prompt in enumerate(prompts):
+        out = model.generate(clip_image=clips[image_index[i]], sam_image=torch.zeros(3, s, s), resized_size=(s, s),
+                             original_size=(s, s), input_ids=prompt[None], max_new_tokens=6)
+        row = ids_CG[i].tolist()
+        cut = row.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in row else len(row)
+        assert row[:cut] == out.token_ids and all(t == tokenizer.eos_token_id for t in row[cut:])
+        texts.append(tuple(out.token_ids))
+    assert len(set(texts)) > 1  # the rows really differ, so a mix-up between rows would show
+
+
+def test_batched_greedy_ids_stop_at_stop_ids_and_pad_with_eos(tiny_model):
+    from pipelines.data.tokenize import left_pad
+
+    model, tokenizer = tiny_model
+    model.eval()
+    word = tokenizer("red", add_special_tokens=False).input_ids[0]
+    _bias_lm_head(model, [model.image_token_id, word])
+    c = model.clip_image_size
+    input_ids, attention_mask = left_pad([_prompt(model, tokenizer, "Segment the circle.")] * 2, tokenizer.pad_token_id)
+    run = dict(clip_images=torch.randn(1, 3, c, c), image_index=torch.tensor([0, 0]), input_ids=input_ids,
+               attention_mask=attention_mask, max_new_tokens=4)
+    assert model.greedy_token_ids(**run).tolist() == [[word] * 4] * 2  # never <image>; runs to max_new_tokens
+    assert model.greedy_token_ids(**run, stop_ids=(word,)).tolist() == [[word]] * 2
