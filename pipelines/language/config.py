@@ -34,6 +34,10 @@ class LanguagePretrainConfig:
     lr: float = 1.0e-3
     """AdamW peak learning rate: linear warmup over `warmup_steps`, then linear decay to 0 at `steps`."""
     warmup_steps: int = 100
+    freeze_vision_tower: bool = False
+    """Keep the CLIP tower as built or loaded (`model.vision_checkpoint`), as LLaVA-1.5 and READ freeze CLIP; train
+    the projector and LLM only. With a tower pretrained per patch (`jobs.pretrain_vision`) the LLM then learns shape
+    presence, which it does not while the tower trains along (README "Why See stays at 50")."""
     target_accuracy: float = 0.0
     """Stop at the first evaluation whose held-out yes/no accuracy (all kinds) reaches this; 0: train all `steps`.
     The random LLM leaves its plateau after a seed- and thread-dependent number of steps; the job warns when the

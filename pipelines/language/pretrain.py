@@ -102,16 +102,18 @@ def yes_no_logits(llava: nn.Module, batch: QuestionBatch, yes_no: tuple[int, int
 
 def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: Callable[[dict], None] = print
                    ) -> list[dict]:
-    """Train `model.llava` in place on `cfg.objectives` (summed); returns one metrics row per evaluation.
+    """Train `model.llava` in place on `cfg.objectives` (summed), its CLIP tower too unless
+    `cfg.freeze_vision_tower`; returns one metrics row per evaluation.
 
     presence: full-vocabulary CE of the yes/no answer token. pointing / answers: `conversation_losses`. Stops early at the first evaluation whose
     yes/no accuracy reaches `cfg.target_accuracy` (when > 0).
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
-    params = list(llava.parameters())
-    for p in params:
-        p.requires_grad_(True)
+    tower = {id(p) for p in llava.model.vision_tower.parameters()} if cfg.freeze_vision_tower else set()
+    for p in llava.parameters():
+        p.requires_grad_(id(p) not in tower)
+    params = [p for p in llava.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
     sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}

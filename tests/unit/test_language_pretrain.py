@@ -223,6 +223,19 @@ def test_both_objectives_train_and_report():
         assert row["answer_ce"] > 0
 
 
+@pytest.mark.parametrize("freeze", [False, True])
+def test_the_vision_tower_trains_unless_frozen(freeze):
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    cfg = LanguagePretrainConfig(model=model.cfg, steps=3, eval_every=3, eval_questions=8, batch_size=4,
+                                 warmup_steps=1, freeze_vision_tower=freeze)
+    tower, rest = model.llava.model.vision_tower, model.llava.model.multi_modal_projector
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (tower, rest)]
+    pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
+    same = [all(torch.equal(b[k], v) for k, v in m.state_dict().items()) for b, m in zip(before, (tower, rest))]
+    assert same == [freeze, False]
+
+
 def test_false_premises_are_answered_with_corrections_and_no_seg():
     model, tokenizer, sampler = _pointing_setup()
     batch = sampler.batch(np.random.default_rng(3), random.Random(3), 60, false_premise_rate=0.4)
