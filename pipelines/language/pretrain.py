@@ -110,9 +110,9 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
-    tower = {id(p) for p in llava.model.vision_tower.parameters()} if cfg.freeze_vision_tower else set()
-    for p in llava.parameters():
-        p.requires_grad_(id(p) not in tower)
+    llava.requires_grad_(True)
+    if cfg.freeze_vision_tower:
+        llava.model.vision_tower.requires_grad_(False)
     params = [p for p in llava.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 
+from pipelines.data.tokenize import left_pad
 from tests.fixtures.model import encode_conversation, sam_resized_size
 
 
@@ -16,13 +17,18 @@ def _bias_lm_head(model, token_ids: list[int]) -> None:
     model.llava.lm_head.bias = torch.nn.Parameter(bias)
 
 
+def _prompt(model, tokenizer, question):
+    """The conversation's ids cut where the answer starts (ending at "ASSISTANT:"): (T,)."""
+    ids, labels = encode_conversation(model, tokenizer, question, "x")
+    return torch.tensor(ids[: labels.index(next(v for v in labels if v != -100))])
+
+
 def _generate(model, tokenizer, max_new_tokens=5):
-    ids, labels = encode_conversation(model, tokenizer, "Segment the circle.", "x")
-    prompt = ids[: labels.index(next(v for v in labels if v != -100))]
+    prompt = _prompt(model, tokenizer, "Segment the circle.")
     c, s = model.clip_image_size, model.sam_image_size
     return model.generate(
         clip_image=torch.randn(3, c, c), sam_image=torch.randn(3, s, s), resized_size=sam_resized_size(30, 50, s),
-        original_size=(30, 50), input_ids=torch.tensor([prompt]), max_new_tokens=max_new_tokens,
+        original_size=(30, 50), input_ids=prompt[None], max_new_tokens=max_new_tokens,
     )
 
 
@@ -68,8 +74,7 @@ def test_generate_matches_teacher_forced_segment(tiny_model):
     _bias_lm_head(model, [model.seg_token_id])
     torch.manual_seed(1)
     out = _generate(model, tokenizer, max_new_tokens=2)
-    ids, labels = encode_conversation(model, tokenizer, "Segment the circle.", "x")
-    prompt = ids[: labels.index(next(v for v in labels if v != -100))]
+    prompt = _prompt(model, tokenizer, "Segment the circle.").tolist()
     torch.manual_seed(1)
     c, s = model.clip_image_size, model.sam_image_size
     clip, sam = torch.randn(3, c, c), torch.randn(3, s, s)
@@ -82,14 +87,7 @@ def test_generate_matches_teacher_forced_segment(tiny_model):
     torch.testing.assert_close(out.mask_logits, seg.mask_logits[0], atol=1e-4, rtol=1e-4)
 
 
-def _prompt(model, tokenizer, question):
-    ids, labels = encode_conversation(model, tokenizer, question, "x")
-    return torch.tensor(ids[: labels.index(next(v for v in labels if v != -100))])
-
-
 def test_batched_greedy_ids_match_generate_for_left_padded_prompts(tiny_model):
-    from pipelines.data.tokenize import left_pad
-
     model, tokenizer = tiny_model
     model.eval()
     torch.manual_seed(3)
@@ -115,8 +113,6 @@ def test_batched_greedy_ids_match_generate_for_left_padded_prompts(tiny_model):
 
 
 def test_batched_greedy_ids_stop_at_stop_ids_and_pad_with_eos(tiny_model):
-    from pipelines.data.tokenize import left_pad
-
     model, tokenizer = tiny_model
     model.eval()
     word = tokenizer("red", add_special_tokens=False).input_ids[0]
