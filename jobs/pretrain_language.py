@@ -2,12 +2,14 @@
 its [SEG] similarity map at the object a segmentation request names, and/or READ's answers to those requests.
 
     python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]]
-        [objectives=[presence,pointing,answers]] [ray_address=auto]
+        [objectives=[presence,pointing,answers]] [model.llava_path=<an earlier run>/llava] [ray_address=auto]
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
 metrics.parquet (held-out yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per
 query type, chance 0.5; held-out answer CE and greedy decisions: true premises kept, false premises refused, See)
-and config.yaml. See pipelines/language/pretrain.py for why.
+and config.yaml. With model.llava_path set to the llava/ folder of an earlier run, training continues from it: a
+curriculum is one run per stage (e.g. presence questions first, then READ's answers). See
+pipelines/language/pretrain.py for why.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from jobs._ray import run_one_task
 from pipelines import storage
 from pipelines.language import LanguagePretrainConfig, pretrain_language
 from pipelines.language.pretrain import target_shortfall
+from pipelines.train.preflight import check_weight_paths
 
 LLAVA_DIR = "llava"
 COMPLETE = "config.json"
@@ -53,6 +56,10 @@ def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]
 
 def main(argv: list[str] | None = None) -> list[dict]:
     cfg = load_config(LanguagePretrainConfig, sys.argv[1:] if argv is None else argv)
+    try:
+        check_weight_paths(cfg.model)  # an earlier stage's llava/, a pretrained tower: before the Ray task starts
+    except ValueError as err:
+        raise SystemExit(f"bad configuration: {err}") from err
     storage.makedirs(cfg.out)
     storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
     files, rows = run_one_task(_pretrain, cfg, address=cfg.ray_address, num_cpus=cfg.num_cpus)

@@ -19,7 +19,8 @@ class LanguagePretrainConfig:
     """Output folder: llava/ (a Hugging Face LLaVA folder for model.llava_path), metrics.parquet, config.yaml."""
     model: ReadModelConfig = field(default_factory=lambda: ReadModelConfig(llm_init_std=0.05))
     """The READ model whose LLaVA is pretrained; only the tiny preset (real presets load LLaVA from llava_path).
-    llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50")."""
+    llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50"). `model.llava_path`
+    set to the llava/ folder of an earlier run of this job continues from it: a curriculum, one stage per run."""
     objectives: list[str] = field(default_factory=lambda: ["presence"])
     """What the LLaVA learns, summed: "presence" (yes/no questions of `kinds`), "pointing" (in READ's own
     segmentation conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches)
@@ -62,8 +63,6 @@ class LanguagePretrainConfig:
         if self.model.preset != "tiny":
             raise ValueError(f"model.preset={self.model.preset!r}: language pretraining stands in for LLaVA's "
                              "pretraining in the tiny preset only; the real presets load LLaVA from model.llava_path")
-        if self.model.llava_path:
-            raise ValueError("model.llava_path must be empty: this job builds the tiny LLaVA it pretrains")
         if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
             raise ValueError(f"objectives must be a non-empty list of {OBJECTIVES}, got {list(self.objectives)}")
         if self.target_accuracy and "presence" not in self.objectives:

@@ -3,7 +3,7 @@ starts a cluster job. Pure-value checks (unknown preset, bad rates, ...) live in
 
 from __future__ import annotations
 
-from model.config import WEIGHT_PATH_KEYS
+from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
 from pipelines import storage
 from pipelines.train.config import TrainConfig
 
@@ -14,11 +14,16 @@ def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
     Checks: every `data.streams[i].shards` pattern matches existing shards; the model weight paths exist.
     """
     urls = cfg.data.validate_shards()
+    check_weight_paths(cfg.model)
+    return urls
+
+
+def check_weight_paths(model: ReadModelConfig) -> None:
+    """Raise ValueError naming the `model.<key>` whose weight path is set but does not exist."""
     for key in WEIGHT_PATH_KEYS:
-        path = getattr(cfg.model, key)
+        path = getattr(model, key)
         if path and not storage.exists(path):
             raise ValueError(f"model.{key}: {path!r} does not exist; fix the path or leave it empty for random init")
-    return urls
 
 
 def absolute_local_paths(cfg: TrainConfig) -> None:

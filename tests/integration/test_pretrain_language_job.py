@@ -67,3 +67,26 @@ def test_a_real_preset_is_refused_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match="tiny preset only"):
         pretrain_language.main([f"out={tmp_path / 'l'}", "model.preset=read-7b"])
     assert not (tmp_path / "l").exists()
+
+
+def test_a_missing_earlier_stage_is_refused_before_any_work(tmp_path):
+    with pytest.raises(SystemExit, match="model.llava_path: .*does not exist"):
+        pretrain_language.main([f"out={tmp_path / 'l'}", f"model.llava_path={tmp_path / 'stage1' / 'llava'}"])
+    assert not (tmp_path / "l").exists()
+
+
+def test_a_second_stage_continues_from_the_first_folder(job_out, tmp_path):
+    """model.llava_path=<an earlier run's llava/> starts the next curriculum stage from those weights, not from the
+    random LLaVA its own seed would build."""
+    out, _ = job_out
+    first = out / pretrain_language.LLAVA_DIR
+    stage = tmp_path / "stage2"
+    pretrain_language.main([*ARGS, "steps=2", "eval_every=2", "warmup_steps=1", "objectives=[answers]", "seed=4",
+                            f"model.llava_path={first}", f"out={stage}"])
+    before = build_read(ReadModelConfig(llava_path=str(first)))[0].llava.state_dict()
+    after = build_read(ReadModelConfig(llava_path=str(stage / pretrain_language.LLAVA_DIR)))[0].llava.state_dict()
+    torch.manual_seed(4)
+    own_seed = build_read(LanguagePretrainConfig().model)[0].llava.state_dict()
+    moved = sum((after[k] - before[k]).float().pow(2).sum() for k in after)
+    apart = sum((own_seed[k] - before[k]).float().pow(2).sum() for k in before)
+    assert 0 < moved < 0.01 * apart

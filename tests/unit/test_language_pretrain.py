@@ -90,8 +90,6 @@ def test_one_batch_is_learned():
 def test_config_refusals_name_the_key():
     with pytest.raises(ValueError, match="kinds"):
         LanguagePretrainConfig(kinds=["size"])
-    with pytest.raises(ValueError, match="model.llava_path"):
-        LanguagePretrainConfig(model=ReadModelConfig(llava_path="/x"))
     with pytest.raises(ValueError, match="tiny preset only"):
         LanguagePretrainConfig(model=ReadModelConfig(preset="read-7b"))
     with pytest.raises(ValueError, match="warmup_steps"):
