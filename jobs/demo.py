@@ -110,13 +110,23 @@ def _pretrained_tower(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
 
 
 def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> list[str]:
-    """Pretrain the tiny LLaVA into `<out>/language/` (unless complete); returns the override that loads it."""
+    """Pretrain the tiny LLaVA into `<out>/language/` (one run) or `<out>/language/stage-<k>/` (a curriculum, each
+    stage from the previous stage's llava/, which holds the tower: a later stage does not load the tower again),
+    skipping complete runs; returns the override that loads the last one."""
     language = storage.join(out, "language")
-    folder = storage.join(language, pretrain_language.LLAVA_DIR)
-    _step("pretrain the tiny LLaVA (jobs.pretrain_language)", storage.join(folder, pretrain_language.COMPLETE),
-          lambda: pretrain_language.main([f"out={language}", f"num_cpus={cfg.num_cpus}", *model_overrides,
-                                          *cfg.language]))
-    return [f"model.llava_path={folder}"]
+    stages = cfg.language_stages or [[]]
+    previous: list[str] = []
+    for k, options in enumerate(stages, start=1):
+        if previous:
+            model_overrides = [o for o in model_overrides if not o.startswith("model.vision_checkpoint=")]
+        dest = storage.join(language, f"stage-{k}") if cfg.language_stages else language
+        folder = storage.join(dest, pretrain_language.LLAVA_DIR)
+        argv = [f"out={dest}", f"num_cpus={cfg.num_cpus}", *model_overrides, *cfg.language, *options, *previous]
+        name = f"stage {k}/{len(stages)} " if cfg.language_stages else ""
+        _step(f"pretrain the tiny LLaVA ({name}jobs.pretrain_language)",
+              storage.join(folder, pretrain_language.COMPLETE), lambda argv=argv: pretrain_language.main(argv))
+        previous = [f"model.llava_path={folder}"]
+    return previous
 
 
 def _stages(cfg: DemoConfig, train_argv: list[str]) -> list[int]:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 @dataclass(kw_only=True)
 class DemoConfig:
-    """Synthesise -> preprocess -> augment -> [pretrain the vision tower] -> evaluate untrained -> train -> evaluate
-    trained -> compare -> draw."""
+    """Synthesise -> preprocess -> augment -> [pretrain the vision tower] -> [pretrain the LLaVA, in stages] -> evaluate
+    untrained -> train -> evaluate trained -> compare -> draw."""
 
     out: str = "runs/demo"
-    """Everything goes under this folder (raw/, shards/, [vision/,] eval-untrained/, train/, eval/, viz/,
+    """Everything goes under this folder (raw/, shards/, [vision/, language/,] eval-untrained/, train/, eval/, viz/,
     baselines.parquet)."""
     seed: int = 0
     """Seed of the synthetic data and the augmentation."""
@@ -37,11 +37,17 @@ class DemoConfig:
     vision: list[str] = field(default_factory=list)
     """Extra `key=value` options of jobs.pretrain_vision (steps, batch_size, ...)."""
     pretrain_language: bool = False
-    """Pretrain the tiny model's LLaVA first (yes/no presence questions and/or [SEG] pointing; jobs.pretrain_language into
-    `<out>/language/`; the stand-in for LLaVA's pretraining) and start every evaluated and trained model from it
-    (model.llava_path). With pretrain_vision too, the language stage starts from the pretrained tower."""
+    """Pretrain the tiny model's LLaVA first (captions, yes/no presence questions, [SEG] pointing and/or READ's answers;
+    jobs.pretrain_language into `<out>/language/`, or one run per entry of `language_stages`; the stand-in for LLaVA's
+    pretraining) and start every evaluated and trained model from it (model.llava_path). With pretrain_vision too,
+    the (first) language stage starts from the pretrained tower."""
     language: list[str] = field(default_factory=list)
-    """Extra `key=value` options of jobs.pretrain_language (steps, objectives, kinds, seed, ...)."""
+    """Extra `key=value` options of jobs.pretrain_language (steps, objectives, kinds, seed, ...); with
+    `language_stages`, the options every stage shares."""
+    language_stages: list[list[str]] = field(default_factory=list)
+    """A curriculum of jobs.pretrain_language runs, each a list of its own `key=value` options (after `language`'s):
+    stage k (from 1) writes `<out>/language/stage-<k>/` and starts from stage k-1's llava/; READ starts from the last
+    one's. Empty: one run into `<out>/language/`."""
     eval_data: list[str] = field(default_factory=lambda: ["refcoco-val", "fprefcoco-val"])
     """Shard sets (folder names under `<out>/shards`) every evaluation and the baseline score."""
     train_configs: list[str] = field(default_factory=lambda: ["configs/train_tiny.yaml"])
@@ -76,5 +82,11 @@ class DemoConfig:
             raise ValueError("grounding_margin needs eval_every > 0 (the goal is checked after each stage)")
         if self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.language_stages and not self.pretrain_language:
+            raise ValueError("demo.language_stages is set but pretrain_language is false: set pretrain_language=true "
+                             "or drop the stages")
+        if any(not stage for stage in self.language_stages):
+            raise ValueError("demo.language_stages: every stage needs at least one key=value option (an empty stage "
+                             "would repeat the previous one)")
         if self.num_workers <= 0 or self.num_cpus <= 0:
             raise ValueError(f"num_workers and num_cpus must be > 0, got {self.num_workers}, {self.num_cpus}")

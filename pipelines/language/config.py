@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from model.config import ReadModelConfig
 from pipelines.language.questions import KINDS
 
-OBJECTIVES = ("presence", "pointing", "answers")
+OBJECTIVES = ("caption", "presence", "pointing", "answers")
 
 
 @dataclass(kw_only=True)
 class LanguagePretrainConfig:
-    """Pretrain the tiny LLaVA (tower, projector, LLM) to answer "Is there {phrase} in this image?" with yes or no,
-    and/or to point its [SEG] similarity map at the object a segmentation request names."""
+    """Pretrain the tiny LLaVA (tower, projector, LLM) to caption a scene, to answer "Is there {phrase} in this image?"
+    with yes or no, to point its [SEG] similarity map at the object a segmentation request names, and/or to answer
+    those requests as READ does."""
 
     out: str = "runs/language"
     """Output folder: llava/ (a Hugging Face LLaVA folder for model.llava_path), metrics.parquet, config.yaml."""
@@ -22,7 +23,8 @@ class LanguagePretrainConfig:
     llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50"). `model.llava_path`
     set to the llava/ folder of an earlier run of this job continues from it: a curriculum, one stage per run."""
     objectives: list[str] = field(default_factory=lambda: ["presence"])
-    """What the LLaVA learns, summed: "presence" (yes/no questions of `kinds`), "pointing" (in READ's own
+    """What the LLaVA learns, summed: "caption" (LLaVA's first stage: the scene's objects named from left to right,
+    pipelines/language/captions.py), "presence" (yes/no questions of `kinds`), "pointing" (in READ's own
     segmentation conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches)
     and/or "answers" (next-token CE of those conversations' answers, READ's CE; pipelines/language/pointing.py)."""
     false_premise_rate: float = 0.3

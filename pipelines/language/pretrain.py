@@ -3,7 +3,9 @@
 READ starts from LLaVA-1.5, which already answers questions about an image and whose states already match a query to
 the patches it names; the tiny preset's LLaVA starts random, and inside READ's training it does not learn to look a
 query word up in the image (README "Why See stays at 50"). Here the whole tiny LLaVA (tower, projector, LLM) learns,
-on scenes drawn afresh every step, one or both `cfg.objectives`:
+on scenes drawn afresh every step, any of `cfg.objectives` (summed):
+    caption   LLaVA's first stage: "Describe the shapes in this image." answered with the objects from left to right
+              (pipelines/language/captions.py);
     presence  one answer token, yes or no, after "Is there {phrase} in this image?";
     pointing  in READ's own segmentation conversations, the [SEG] similarity map (what SasP turns into SAM's points)
               puts its mass on the queried object's patches (pipelines/language/pointing.py);
@@ -31,6 +33,7 @@ from pipelines.data.conversation import build_prompt
 from pipelines.data.image import clip_preprocess
 from pipelines.data.templates import IMAGE_TOKEN
 from pipelines.data.tokenize import left_pad, tokenize
+from pipelines.language.captions import CaptionBatch, CaptionSampler, caption_accuracy, caption_logits, word_ids
 from pipelines.language.config import LanguagePretrainConfig
 from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.pointing import PointingBatch, PointingSampler
@@ -105,8 +108,9 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     """Train `model.llava` in place on `cfg.objectives` (summed), its CLIP tower too unless
     `cfg.freeze_vision_tower`; returns one metrics row per evaluation.
 
-    presence: full-vocabulary CE of the yes/no answer token. pointing / answers: `conversation_losses`. Stops early at the first evaluation whose
-    yes/no accuracy reaches `cfg.target_accuracy` (when > 0).
+    caption: next-token CE of the captions. presence: full-vocabulary CE of the yes/no answer token. pointing /
+    answers: `conversation_losses`. Stops early at the first evaluation whose yes/no accuracy reaches
+    `cfg.target_accuracy` (when > 0).
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
@@ -117,6 +121,7 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
     sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}
+    captions = CaptionSampler(cfg, tokenizer, **sizes) if "caption" in cfg.objectives else None
     questions = QuestionSampler(cfg, tokenizer, **sizes) if "presence" in cfg.objectives else None
     conversational = {"pointing", "answers"} & set(cfg.objectives)
     pointing = PointingSampler(cfg, tokenizer, **sizes) if conversational else None
@@ -124,14 +129,20 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     yes_no = answer_ids(tokenizer) if questions else (0, 0)
     held_questions = held_out_batch(cfg, questions) if questions else None
     held_pointing = held_out_pointing(cfg, pointing, fp_rate) if pointing else None
+    held_captions = held_out_captions(cfg, captions) if captions else None
+    words = word_ids(tokenizer) if captions else {}
     scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
     point_scene_rng, point_rng = np.random.default_rng([cfg.seed, 2]), random.Random(cfg.seed * 1000 + 2)
+    caption_rng = np.random.default_rng([cfg.seed, 4])
     scale = math.sqrt(llava.config.text_config.hidden_size)
     targets = torch.tensor(yes_no)
     rows, started, losses = [], time.perf_counter(), {name: [] for name in cfg.objectives}
     llava.train()
     for step in range(1, cfg.steps + 1):
         parts = {}
+        if captions:
+            captioned = captions.batch(caption_rng, cfg.batch_size)
+            parts["caption"] = next_token_ce(caption_logits(llava, captioned), captioned.labels)
         if questions:
             batch = questions.batch(scene_rng, rng, cfg.batch_size)
             parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
@@ -151,6 +162,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             row = {"step": step, "seconds": time.perf_counter() - started,
                    "loss": float(sum(np.mean(v) for v in losses.values()))}
             row |= {f"loss_{name}": float(np.mean(v)) for name, v in losses.items()}
+            if held_captions is not None:
+                row |= caption_accuracy(llava, held_captions, words)
             if held_questions is not None:
                 row |= accuracy(llava, held_questions, yes_no)
             if held_pointing is not None and "pointing" in cfg.objectives:
@@ -196,6 +209,11 @@ def accuracy(llava: nn.Module, held_out: QuestionBatch, yes_no: tuple[int, int],
         hits += ((logits[:, 0] > logits[:, 1]) == part.yes).tolist()
     hit, kinds = np.array(hits), np.array(held_out.kinds)
     return {"acc": float(hit.mean())} | {f"acc_{k}": float(hit[kinds == k].mean()) for k in sorted(set(kinds))}
+
+
+def held_out_captions(cfg: LanguagePretrainConfig, sampler: CaptionSampler) -> CaptionBatch:
+    """The `cfg.eval_questions` held-out captioned scenes, from a seed that training never draws."""
+    return sampler.batch(np.random.default_rng([cfg.seed, 5]), cfg.eval_questions)
 
 
 def held_out_pointing(cfg: LanguagePretrainConfig, sampler: PointingSampler,

@@ -13,13 +13,14 @@ from jobs._config import load_config
 from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.language import LanguagePretrainConfig
+from pipelines.language.captions import CaptionSampler, caption_accuracy, word_ids
 from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.pointing import PointingSampler
 from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ce, answer_ids, held_out_batch,
-                                        held_out_pointing, pointing_accuracy)
+                                        held_out_captions, held_out_pointing, pointing_accuracy)
 
 ARGS = ["steps=6", "eval_every=3", "eval_questions=24", "batch_size=4", "warmup_steps=2", "num_cpus=1", "seed=3",
-        "kinds=[colour,pair]", "objectives=[presence,pointing,answers]"]
+        "kinds=[colour,pair]", "objectives=[caption,presence,pointing,answers]"]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,10 @@ def test_job_writes_llava_metrics_and_config(job_out):
     out, rows = job_out
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics["step"]) == [3, 6] == [r["step"] for r in rows]
-    assert {"acc", "acc_colour", "acc_pair", "loss", "loss_presence", "loss_pointing", "loss_answers", "point_auc",
-            "point_hit", "answer_ce", "answer_kept", "answer_refused", "answer_see"} <= set(metrics.columns)
+    assert {"acc", "acc_colour", "acc_pair", "loss", "loss_caption", "loss_presence", "loss_pointing", "loss_answers",
+            "caption_colour", "caption_shape", "point_auc", "point_hit", "answer_ce", "answer_kept", "answer_refused",
+            "answer_see"} <= set(metrics.columns)
+    assert metrics[["caption_colour", "caption_shape"]].stack().between(0, 1).all()
     assert metrics[["answer_kept", "answer_refused", "answer_see"]].stack().between(0, 1).all()
     assert metrics[["point_auc", "point_hit"]].stack().between(0, 1).all()
     assert metrics[["acc", "acc_colour", "acc_pair"]].stack().between(0, 1).all()
@@ -61,6 +64,10 @@ def test_read_built_from_the_folder_answers_as_measured(job_out):
     assert answer_ce(model, conversations) == pytest.approx(rows[-1]["answer_ce"], abs=1e-5)
     decisions = decision_metrics(greedy_says_seg(model, conversations), conversations)
     assert decisions == {k: v for k, v in rows[-1].items() if k.startswith("answer_") and k != "answer_ce"}
+    captions = held_out_captions(cfg, CaptionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
+                                                     clip_size=model.clip_image_size))
+    assert caption_accuracy(model.llava, captions, word_ids(tokenizer)) == {
+        k: v for k, v in rows[-1].items() if k.startswith("caption_")}
 
 
 def test_a_real_preset_is_refused_before_any_work(tmp_path):

@@ -1,6 +1,7 @@
 """The demo profiles in configs/ hand every stage options its own config accepts, so a typo in a 45-minute profile is
 caught here and not minutes into the run: the training options (over the profile's recipe files), the tower and
-LLaVA pretraining options (with the model overrides the demo passes them), and the synthetic dataset options."""
+LLaVA pretraining options of every language stage (with the model overrides the demo passes them), and the synthetic
+dataset options."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def test_every_stage_accepts_the_profile_options(profile):
     load_config(SynthConfig, ["out=x", *cfg.synth])
     if cfg.pretrain_vision:
         load_config(VisionPretrainConfig, ["out=x", *model, *cfg.vision])
-    if cfg.pretrain_language:
-        language = load_config(LanguagePretrainConfig, ["out=x", f"num_cpus={cfg.num_cpus}", *model, *cfg.language])
+    for stage in (cfg.language_stages or [[]]) if cfg.pretrain_language else []:
+        language = load_config(LanguagePretrainConfig, ["out=x", f"num_cpus={cfg.num_cpus}", *model, *cfg.language,
+                                                        *stage])
         assert language.model.preset == train.model.preset == "tiny"
 
