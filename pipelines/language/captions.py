@@ -63,11 +63,9 @@ class CaptionSampler:
         self.num_image_tokens, self.clip_size = num_image_tokens, clip_size
 
     def batch(self, scene_rng: np.random.Generator, n: int) -> CaptionBatch:
-        cfg = self.cfg
         pixels, ids, labels = [], [], []
         for _ in range(n):
-            scene = sample_scene(scene_rng, width=cfg.image_size[0], height=cfg.image_size[1],
-                                 min_objects=cfg.min_objects, max_objects=cfg.max_objects, noise=cfg.noise)
+            scene = sample_scene(scene_rng, **self.cfg.scene_options())
             prompt = build_prompt([(IMAGE_TOKEN + "\n" + CAPTION_QUESTION, scene_caption(scene.objects))])
             input_ids, answer_labels = tokenize(prompt, self.tokenizer, self.num_image_tokens)
             ids.append(input_ids)

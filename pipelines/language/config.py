@@ -61,6 +61,11 @@ class LanguagePretrainConfig:
     ray_address: str = ""
     """"" starts a local Ray cluster; "auto" or host:port joins one (ray job submit sets RAY_ADDRESS)."""
 
+    def scene_options(self) -> dict:
+        """Keyword arguments of `pipelines.synth.scene.sample_scene` for this run's fresh scenes."""
+        return {"width": self.image_size[0], "height": self.image_size[1], "min_objects": self.min_objects,
+                "max_objects": self.max_objects, "noise": self.noise}
+
     def __post_init__(self) -> None:
         if self.model.preset != "tiny":
             raise ValueError(f"model.preset={self.model.preset!r}: language pretraining stands in for LLaVA's "

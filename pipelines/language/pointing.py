@@ -82,12 +82,10 @@ class PointingSampler:
         """`n` conversations; about `false_premise_rate` of them ask for a false premise (one element of a true
         expression rewritten, as the FP-RefCOCO augmentation does) and are answered with READ's corrections."""
         cfg = self.cfg
-        width, height = cfg.image_size
-        margin = margin_px(width, height)
+        margin = margin_px(*cfg.image_size)
         pixels, ids, labels, exists, target, others, types, edits = [], [], [], [], [], [], [], []
         while len(ids) < n:
-            scene = sample_scene(scene_rng, width=width, height=height, min_objects=cfg.min_objects,
-                                 max_objects=cfg.max_objects, noise=cfg.noise)
+            scene = sample_scene(scene_rng, **cfg.scene_options())
             obj = scene.objects[int(scene_rng.integers(len(scene.objects)))]
             exprs = candidates(obj, scene.objects, margin)
             if not exprs:  # two identical objects side by side: nothing singles this one out

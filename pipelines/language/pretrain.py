@@ -66,8 +66,7 @@ class QuestionSampler:
         cfg = self.cfg
         pixels, ids, yes, kinds = [], [], [], []
         for i in range(n):
-            scene = sample_scene(scene_rng, width=cfg.image_size[0], height=cfg.image_size[1],
-                                 min_objects=cfg.min_objects, max_objects=cfg.max_objects, noise=cfg.noise)
+            scene = sample_scene(scene_rng, **cfg.scene_options())
             kind, present = cfg.kinds[i % len(cfg.kinds)], rng.random() < 0.5
             pixels.append(clip_preprocess(scene.rgb, self.clip_size))
             ids.append(self._question_ids(QUESTION.format(phrase=presence_phrase(rng, scene.objects, kind, present))))
