@@ -115,13 +115,13 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
     skipping complete runs; returns the override that loads the last one."""
     language = storage.join(out, "language")
     stages = cfg.language_stages or [[]]
+    later = [o for o in model_overrides if not o.startswith("model.vision_checkpoint=")]
     previous: list[str] = []
     for k, options in enumerate(stages, start=1):
-        if previous:
-            model_overrides = [o for o in model_overrides if not o.startswith("model.vision_checkpoint=")]
         dest = storage.join(language, f"stage-{k}") if cfg.language_stages else language
         folder = storage.join(dest, pretrain_language.LLAVA_DIR)
-        argv = [f"out={dest}", f"num_cpus={cfg.num_cpus}", *model_overrides, *cfg.language, *options, *previous]
+        model = later if previous else model_overrides
+        argv = [f"out={dest}", f"num_cpus={cfg.num_cpus}", *model, *cfg.language, *options, *previous]
         name = f"stage {k}/{len(stages)} " if cfg.language_stages else ""
         _step(f"pretrain the tiny LLaVA ({name}jobs.pretrain_language)",
               storage.join(folder, pretrain_language.COMPLETE), lambda argv=argv: pretrain_language.main(argv))
