@@ -22,8 +22,9 @@ from jobs._config import config_yaml, load_config
 from jobs._ray import init_ray
 from pipelines import storage
 from pipelines.demo_config import DemoConfig
-from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve, format_side_by_side,
-                                   grounding_reached, learning_curve, per_query_type, side_by_side, with_summary_columns)
+from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve,
+                                   format_language_stages, format_side_by_side, grounding_reached, language_stages,
+                                   learning_curve, per_query_type, side_by_side, with_summary_columns)
 from pipelines.evaluate.baseline import BASELINE_CHECKPOINT, baseline_for_shards
 from pipelines.pointing import gt_masks, similarity_pointing
 from pipelines.results import load, query_sensitivity
@@ -117,6 +118,7 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
     stages = cfg.language_stages or [[]]
     later = [o for o in model_overrides if not o.startswith("model.vision_checkpoint=")]
     previous: list[str] = []
+    metrics: dict[str, pd.DataFrame] = {}
     for k, options in enumerate(stages, start=1):
         dest = storage.join(language, f"stage-{k}") if cfg.language_stages else language
         folder = storage.join(dest, pretrain_language.LLAVA_DIR)
@@ -126,6 +128,13 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
         _step(f"pretrain the tiny LLaVA ({name}jobs.pretrain_language)",
               storage.join(folder, pretrain_language.COMPLETE), lambda argv=argv: pretrain_language.main(argv))
         previous = [f"model.llava_path={folder}"]
+        table = storage.join(dest, "metrics.parquet")
+        if storage.exists(table):  # a llava/ copied in without its run's metrics has nothing to show
+            metrics[f"stage-{k}" if cfg.language_stages else "language"] = storage.read_parquet(table).to_pandas()
+    if metrics:
+        print("[demo] the tiny LLaVA's warm start, held out at the end of each stage (caption words right, yes/no, "
+              "pointing AUC (0.5: chance) and hottest patch on the object, greedy answers' See; in %):")
+        print(format_language_stages(language_stages(metrics)), flush=True)
     return previous
 
 

@@ -131,3 +131,35 @@ def format_curve(curve: pd.DataFrame, *, dataset: str, metric: str = "ciou") -> 
     for col in wide.columns[2:]:
         wide[col] = wide[col].map(lambda v: "-" if pd.isna(v) else f"{100 * v:.1f}")
     return wide.to_string(index=False)
+
+
+LANGUAGE_FIGURES = ("caption_colour", "caption_shape", "acc", "point_auc", "point_hit", "answer_see")
+"""The held-out figures of `jobs.pretrain_language` the demo shows per language stage (those a stage reports)."""
+
+
+def language_stages(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each language stage's last held-out evaluation: one row per stage (in the given order) with stage, step,
+    minutes and the `LANGUAGE_FIGURES` it reports (NaN where a stage has no such objective).
+
+    Args:
+        metrics: stage name -> that run's metrics.parquet rows (one per evaluation, `step` and `seconds` columns).
+    """
+    rows = []
+    for stage, table in metrics.items():
+        if table.empty:
+            raise ValueError(f"language stage {stage!r}: metrics.parquet has no evaluation row; re-run that stage")
+        last = table.sort_values("step").iloc[-1]
+        rows.append({"stage": stage, "step": int(last["step"]), "minutes": float(last["seconds"]) / 60}
+                    | {name: float(last[name]) if name in last.index else float("nan") for name in LANGUAGE_FIGURES})
+    return pd.DataFrame(rows, columns=["stage", "step", "minutes", *LANGUAGE_FIGURES])
+
+
+def format_language_stages(table: pd.DataFrame) -> str:
+    """Text table of `language_stages`: minutes to one decimal, the figures in % ('-' where not measured) except
+    `point_auc` (0.5 is chance)."""
+    shown = table.copy()
+    shown["minutes"] = shown["minutes"].map(lambda v: f"{v:.1f}")
+    for name in LANGUAGE_FIGURES:
+        scale, digits = (1, 2) if name == "point_auc" else (100, 1)
+        shown[name] = shown[name].map(lambda v, s=scale, d=digits: "-" if pd.isna(v) else f"{s * v:.{d}f}")
+    return shown.to_string(index=False)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pathlib
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from jobs import demo
@@ -17,15 +19,18 @@ TOWER = "model.vision_checkpoint=/w/vision_tower.safetensors"
 
 @pytest.fixture
 def runs(monkeypatch):
-    """Replaces jobs.pretrain_language.main by a fake that records its argv and writes the llava/ completion marker."""
+    """Replaces jobs.pretrain_language.main by a fake that records its argv and writes metrics.parquet (two
+    evaluations; the second's `acc` is 0.5 + the run's index / 10) and the llava/ completion marker."""
     calls: list[list[str]] = []
 
     def fake_main(argv: list[str]) -> list[dict]:
         calls.append(argv)
         out = pathlib.Path(next(a.removeprefix("out=") for a in argv if a.startswith("out=")))
         (out / "llava").mkdir(parents=True)
+        rows = [{"step": 10, "seconds": 60.0, "acc": 0.2}, {"step": 20, "seconds": 150.0, "acc": 0.5 + len(calls) / 10}]
+        pq.write_table(pa.Table.from_pylist(rows), out / "metrics.parquet")
         (out / "llava" / "config.json").write_text("{}")
-        return []
+        return rows
 
     monkeypatch.setattr(demo.pretrain_language, "main", fake_main)
     return calls
@@ -72,3 +77,15 @@ def test_stage_lists_are_checked():
     cfg = load_config(DemoConfig, ["pretrain_language=true",
                                    'language_stages=[["objectives=[caption]",steps=5],[steps=6]]'])
     assert cfg.language_stages == [["objectives=[caption]", "steps=5"], ["steps=6"]]
+
+
+def test_each_stage_last_figures_are_shown(tmp_path, runs, capsys):
+    cfg = _cfg(tmp_path, ["objectives=[presence]"], ["objectives=[presence]"])
+    demo._pretrained_llava(cfg, str(tmp_path), [])
+    first = capsys.readouterr().out.split("held out at the end of each stage")[1]
+    assert "stage-1    20     2.5" in first and "60.0" in first  # the last evaluation: step 20, 150 s, acc 0.6
+    assert "stage-2    20     2.5" in first and "70.0" in first
+    (tmp_path / "language" / "stage-1" / "metrics.parquet").unlink()  # a stage copied in without its metrics
+    demo._pretrained_llava(cfg, str(tmp_path), [])
+    second = capsys.readouterr().out.split("held out at the end of each stage")[1]
+    assert "stage-1" not in second and "stage-2    20     2.5" in second and "70.0" in second

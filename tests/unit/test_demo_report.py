@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve, format_side_by_side,
-                                   grounding_reached, learning_curve, per_query_type, side_by_side,
-                                   with_summary_columns)
+from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve,
+                                   format_language_stages, format_side_by_side, grounding_reached, language_stages,
+                                   learning_curve, per_query_type, side_by_side, with_summary_columns)
 from schemas.results import QUERY_SCHEMA, SUMMARY_SCHEMA
 
 
@@ -80,3 +80,23 @@ def test_false_premises_by_edit_is_the_refusal_rate_per_rewritten_element():
 def test_false_premises_without_a_recorded_edit_are_unknown():
     rows = _rows([("fprefcoco", "false_premise", 0, 0, False, False)])
     assert list(false_premises_by_edit(rows)["edit"]) == ["all", "unknown"]
+
+
+def test_language_stages_keep_each_stage_last_evaluation():
+    caption = pd.DataFrame({"step": [500, 250], "seconds": [120.0, 60.0], "caption_colour": [0.9, 0.4],
+                            "caption_shape": [0.8, 0.3]})
+    pointing = pd.DataFrame({"step": [250], "seconds": [30.0], "point_auc": [0.761], "point_hit": [0.7],
+                             "answer_see": [0.93]})
+    table = language_stages({"stage-1": caption, "stage-2": pointing})
+    assert table["stage"].tolist() == ["stage-1", "stage-2"] and table["step"].tolist() == [500, 250]
+    assert table["minutes"].tolist() == [2.0, 0.5]
+    assert table.loc[0, "caption_colour"] == 0.9 and pd.isna(table.loc[0, "point_auc"])
+    assert table.loc[1, "point_auc"] == 0.761 and pd.isna(table.loc[1, "acc"])
+    text = format_language_stages(table)
+    assert "0.76" in text and "90.0" in text and "93.0" in text and "0.761" not in text
+    assert text.splitlines()[2].split()[:4] == ["stage-2", "250", "0.5", "-"]
+
+
+def test_language_stages_refuse_a_stage_without_evaluations():
+    with pytest.raises(ValueError, match="'stage-3'.*re-run that stage"):
+        language_stages({"stage-3": pd.DataFrame({"step": [], "seconds": []})})
