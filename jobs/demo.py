@@ -128,7 +128,7 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
         _step(f"pretrain the tiny LLaVA ({name}jobs.pretrain_language)",
               storage.join(folder, pretrain_language.COMPLETE), lambda argv=argv: pretrain_language.main(argv))
         previous = [f"model.llava_path={folder}"]
-        table = storage.join(dest, "metrics.parquet")
+        table = storage.join(dest, pretrain_language.METRICS)
         if storage.exists(table):  # a llava/ copied in without its run's metrics has nothing to show
             metrics[f"stage-{k}" if cfg.language_stages else "language"] = storage.read_parquet(table).to_pandas()
     if metrics:

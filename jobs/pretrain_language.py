@@ -31,6 +31,8 @@ from pipelines.train.preflight import check_weight_paths
 LLAVA_DIR = "llava"
 COMPLETE = "config.json"
 """Written last inside llava/: its presence means the folder is complete."""
+METRICS = "metrics.parquet"
+"""The held-out evaluations, one row each, beside llava/ (written before it)."""
 
 
 def _report(row: dict) -> None:
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     storage.makedirs(cfg.out)
     storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
     files, rows = run_one_task(_pretrain, cfg, address=cfg.ray_address, num_cpus=cfg.num_cpus)
-    storage.atomic_write_parquet(storage.join(cfg.out, "metrics.parquet"), pa.Table.from_pylist(rows))
+    storage.atomic_write_parquet(storage.join(cfg.out, METRICS), pa.Table.from_pylist(rows))
     folder = storage.join(cfg.out, LLAVA_DIR)
     storage.makedirs(folder)
     for name in sorted(files, key=lambda n: n == COMPLETE):  # config.json last
