@@ -1,16 +1,18 @@
-"""Pretrain the tiny preset's LLaVA on fresh synthetic scenes, as one Ray task: yes/no presence questions, pointing
-its [SEG] similarity map at the object a segmentation request names, READ's answers to those requests, and/or
-captions of the scene (LLaVA's first stage).
+"""Pretrain the tiny preset's LLaVA on fresh synthetic scenes, as one Ray task: yes/no presence questions, colour
+lookups ("What colour is the star?"), pointing its [SEG] similarity map at the object a segmentation request names,
+READ's answers to those requests, and/or captions of the scene (LLaVA's first stage).
 
     python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]]
-        [objectives=[caption,presence,pointing,answers]] [model.llava_path=<an earlier run>/llava] [ray_address=auto]
+        [objectives=[caption,lookup,presence,pointing,answers]] [model.llava_path=<an earlier run>/llava]
+        [ray_address=auto]
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
-metrics.parquet (held-out caption words predicted right, colour and shape; yes/no accuracy per question kind,
-chance 50%; pointing AUC among the scene's objects per query type, chance 0.5; answer CE and greedy decisions: true
-premises kept, false premises refused, See) and config.yaml. With model.llava_path set to the llava/ folder of an
-earlier run, training continues from it: a curriculum is one run per stage (e.g. captions first, then presence
-questions, then READ's answers). See pipelines/language/pretrain.py for why.
+metrics.parquet (held-out caption words predicted right, colour and shape; colour lookups answered right, chance
+1/7; yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per query type, chance
+0.5; answer CE and greedy decisions: true premises kept, false premises refused, See) and config.yaml. With
+model.llava_path set to the llava/ folder of an earlier run, training continues from it: a curriculum is one run per
+stage (e.g. captions first, then colour lookups, then presence questions, then READ's answers). See
+pipelines/language/pretrain.py for why.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def _report(row: dict) -> None:
     presence = f" yes/no {kinds} (chance 50%)" if kinds else ""
     caption = (f" caption words right: colour {100 * row['caption_colour']:.0f}%, shape "
                f"{100 * row['caption_shape']:.0f}%" if "caption_colour" in row else "")
+    lookup = f" colour lookups right {100 * row['lookup_acc']:.1f}% (chance 14%)" if "lookup_acc" in row else ""
     pointing = (f" pointing AUC {row['point_auc']:.2f} (chance 0.5), hottest patch on the object "
                 f"{100 * row['point_hit']:.0f}%" if "point_auc" in row else "")
     answers = f" answer CE {row['answer_ce']:.3f}" if "answer_ce" in row else ""
@@ -47,7 +50,7 @@ def _report(row: dict) -> None:
         answers += (f", greedy answers keep {100 * row['answer_kept']:.0f}% of true premises and refuse "
                     f"{100 * row['answer_refused']:.0f}% of false ones (See {100 * row['answer_see']:.1f})")
     print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{caption}{presence}"
-          f"{pointing}{answers}", flush=True)
+          f"{lookup}{pointing}{answers}", flush=True)
 
 
 def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]]:

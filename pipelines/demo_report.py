@@ -133,7 +133,8 @@ def format_curve(curve: pd.DataFrame, *, dataset: str, metric: str = "ciou") -> 
     return wide.to_string(index=False)
 
 
-LANGUAGE_FIGURES = ("caption_colour", "caption_shape", "acc", "point_auc", "point_hit", "answer_see")
+LANGUAGE_FIGURES = ("caption_colour", "caption_shape", "lookup_acc", "acc", "point_auc", "point_hit",
+                    "answer_see")
 """The held-out figures of `jobs.pretrain_language` the demo shows per language stage (those a stage reports)."""
 
 

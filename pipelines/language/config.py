@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from model.config import ReadModelConfig
 from pipelines.language.questions import KINDS
 
-OBJECTIVES = ("caption", "presence", "pointing", "answers")
+OBJECTIVES = ("caption", "presence", "lookup", "pointing", "answers")
 
 
 @dataclass(kw_only=True)
@@ -24,9 +24,10 @@ class LanguagePretrainConfig:
     set to the llava/ folder of an earlier run of this job continues from it: a curriculum, one stage per run."""
     objectives: list[str] = field(default_factory=lambda: ["presence"])
     """What the LLaVA learns, summed: "caption" (LLaVA's first stage: the scene's objects named from left to right,
-    pipelines/language/captions.py), "presence" (yes/no questions of `kinds`), "pointing" (in READ's own
-    segmentation conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches)
-    and/or "answers" (next-token CE of those conversations' answers, READ's CE; pipelines/language/pointing.py)."""
+    pipelines/language/captions.py), "presence" (yes/no questions of `kinds`), "lookup" ("What colour is the
+    star?" answered with its colour, pipelines/language/lookups.py), "pointing" (in READ's own segmentation
+    conversations, the [SEG] similarity map SasP reads puts its mass on the queried object's patches) and/or
+    "answers" (next-token CE of those conversations' answers, READ's CE; pipelines/language/pointing.py)."""
     false_premise_rate: float = 0.3
     """With "answers": the share of conversations that ask for a false premise, answered with READ's corrections."""
     kinds: list[str] = field(default_factory=lambda: ["colour"])

@@ -7,6 +7,7 @@ on scenes drawn afresh every step, any of `cfg.objectives` (summed):
     caption   LLaVA's first stage: "Describe the shapes in this image." answered with the objects from left to right
               (pipelines/language/captions.py);
     presence  one answer token, yes or no, after "Is there {phrase} in this image?";
+    lookup    one answer token, the colour, after "What colour is the {shape}?" (pipelines/language/lookups.py);
     pointing  in READ's own segmentation conversations, the [SEG] similarity map (what SasP turns into SAM's points)
               puts its mass on the queried object's patches (pipelines/language/pointing.py);
     answers   READ's next-token CE of those conversations' answers (false premises answered with corrections).
@@ -36,6 +37,7 @@ from pipelines.data.tokenize import left_pad, tokenize
 from pipelines.language.captions import CaptionBatch, CaptionSampler, caption_accuracy, caption_logits, word_ids
 from pipelines.language.config import LanguagePretrainConfig
 from pipelines.language.decisions import decision_metrics, greedy_says_seg
+from pipelines.language.lookups import LookupBatch, LookupSampler
 from pipelines.language.pointing import PointingBatch, PointingSampler
 from pipelines.language.questions import QUESTION, presence_phrase
 from pipelines.synth.scene import sample_scene
@@ -90,7 +92,7 @@ def answer_ids(tokenizer) -> tuple[int, int]:
     return yes, no
 
 
-def next_token_logits(llava: nn.Module, batch: QuestionBatch) -> torch.Tensor:
+def next_token_logits(llava: nn.Module, batch: QuestionBatch | LookupBatch) -> torch.Tensor:
     """The logits of the token after each question (the answer's first token): (N, vocabulary)."""
     out = llava(input_ids=batch.input_ids, pixel_values=batch.pixels, attention_mask=batch.attention_mask,
                 use_cache=False, logits_to_keep=1)
@@ -107,9 +109,9 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     """Train `model.llava` in place on `cfg.objectives` (summed), its CLIP tower too unless
     `cfg.freeze_vision_tower`; returns one metrics row per evaluation.
 
-    caption: next-token CE of the captions. presence: full-vocabulary CE of the yes/no answer token. pointing /
-    answers: `conversation_losses`. Stops early at the first evaluation whose yes/no accuracy reaches
-    `cfg.target_accuracy` (when > 0).
+    caption: next-token CE of the captions. presence / lookup: full-vocabulary CE of the yes/no / colour answer
+    token. pointing / answers: `conversation_losses`. Stops early at the first evaluation whose yes/no accuracy
+    reaches `cfg.target_accuracy` (when > 0).
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
@@ -122,17 +124,20 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}
     captions = CaptionSampler(cfg, tokenizer, **sizes) if "caption" in cfg.objectives else None
     questions = QuestionSampler(cfg, tokenizer, **sizes) if "presence" in cfg.objectives else None
+    lookups = LookupSampler(cfg, tokenizer, **sizes) if "lookup" in cfg.objectives else None
     conversational = {"pointing", "answers"} & set(cfg.objectives)
     pointing = PointingSampler(cfg, tokenizer, **sizes) if conversational else None
     fp_rate = cfg.false_premise_rate if "answers" in cfg.objectives else 0.0
     yes_no = answer_ids(tokenizer) if questions else (0, 0)
     held_questions = held_out_batch(cfg, questions) if questions else None
+    held_lookups = held_out_lookups(cfg, lookups) if lookups else None
     held_pointing = held_out_pointing(cfg, pointing, fp_rate) if pointing else None
     held_captions = held_out_captions(cfg, captions) if captions else None
     words = word_ids(tokenizer) if captions else {}
     scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
     point_scene_rng, point_rng = np.random.default_rng([cfg.seed, 2]), random.Random(cfg.seed * 1000 + 2)
     caption_rng = np.random.default_rng([cfg.seed, 4])
+    lookup_scene_rng, lookup_rng = np.random.default_rng([cfg.seed, 6]), random.Random(cfg.seed * 1000 + 6)
     scale = math.sqrt(llava.config.text_config.hidden_size)
     targets = torch.tensor(yes_no)
     rows, started, losses = [], time.perf_counter(), {name: [] for name in cfg.objectives}
@@ -146,6 +151,9 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             batch = questions.batch(scene_rng, rng, cfg.batch_size)
             parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
                                                             torch.where(batch.yes, targets[0], targets[1]))
+        if lookups:
+            looked = lookups.batch(lookup_scene_rng, lookup_rng, cfg.batch_size)
+            parts["lookup"] = nn.functional.cross_entropy(next_token_logits(llava, looked), looked.answer)
         if pointing:
             parts |= conversation_losses(cfg, model, pointing.batch(point_scene_rng, point_rng, cfg.batch_size,
                                                                       fp_rate), scale)
@@ -165,6 +173,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
                 row |= caption_accuracy(llava, held_captions, words)
             if held_questions is not None:
                 row |= accuracy(llava, held_questions, yes_no)
+            if held_lookups is not None:
+                row |= lookup_accuracy(llava, held_lookups, lookups.answer_ids)
             if held_pointing is not None and "pointing" in cfg.objectives:
                 row |= pointing_accuracy(model, held_pointing)
             if held_pointing is not None and "answers" in cfg.objectives:
@@ -208,6 +218,23 @@ def accuracy(llava: nn.Module, held_out: QuestionBatch, yes_no: tuple[int, int],
         hits += ((logits[:, 0] > logits[:, 1]) == part.yes).tolist()
     hit, kinds = np.array(hits), np.array(held_out.kinds)
     return {"acc": float(hit.mean())} | {f"acc_{k}": float(hit[kinds == k].mean()) for k in sorted(set(kinds))}
+
+
+def held_out_lookups(cfg: LanguagePretrainConfig, sampler: LookupSampler) -> LookupBatch:
+    """The `cfg.eval_questions` held-out lookup questions, from seeds that training never draws."""
+    return sampler.batch(np.random.default_rng([cfg.seed, 7]), random.Random(cfg.seed * 1000 + 7), cfg.eval_questions)
+
+
+@torch.no_grad()
+def lookup_accuracy(llava: nn.Module, held_out: LookupBatch, answer_ids: dict[str, int], chunk: int = 64
+                    ) -> dict[str, float]:
+    """`lookup_acc`: share of held-out lookups whose likeliest colour token is the object's colour (chance 1/7)."""
+    colours = torch.tensor(sorted(answer_ids.values()))
+    hits = []
+    for start in range(0, len(held_out.answer), chunk):
+        part = held_out.rows(start, start + chunk)
+        hits.append(colours[next_token_logits(llava, part)[:, colours].argmax(-1)] == part.answer)
+    return {"lookup_acc": float(torch.cat(hits).float().mean())}
 
 
 def held_out_captions(cfg: LanguagePretrainConfig, sampler: CaptionSampler) -> CaptionBatch:

@@ -1,5 +1,5 @@
 """pipelines.language.captions: captions name every object left to right; their labels cover the caption only; the
-accuracy counts colour and shape words; captioning trains inside pretrain_llava."""
+accuracy counts colour and shape words; captioning trains inside pretrain_llava (test_language_pretrain.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ from model.config import ReadModelConfig
 from model.losses import next_token_ce
 from pipelines.data.tokenize import IGNORE_INDEX
 from pipelines.language import LanguagePretrainConfig
-from pipelines.language.captions import (CaptionBatch, CaptionSampler, caption_accuracy, caption_logits,
-                                         scene_caption, word_ids)
-from pipelines.language.pretrain import pretrain_llava
+from pipelines.language.captions import CaptionSampler, caption_accuracy, caption_logits, scene_caption, word_ids
 from pipelines.synth.scene import sample_scene
+from tests.fixtures.one_batch import fit_one_batch
 
 CAPTION = re.compile(r"^(a \w+ \w+)((, a \w+ \w+)* and a \w+ \w+)?\.$")
 
@@ -86,25 +85,7 @@ def test_one_caption_batch_is_learned():
     torch.manual_seed(0)
     model, _, sampler = _sampler()
     batch = sampler.batch(np.random.default_rng(3), 8)
-    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss = next_token_ce(caption_logits(model.llava, batch), batch.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model.llava, lambda: next_token_ce(caption_logits(model.llava, batch), batch.labels),
+                           steps=30)
     assert losses[-1] < 0.3 * losses[0]
 
-
-def test_captions_train_beside_presence_and_report():
-    torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
-    cfg = LanguagePretrainConfig(objectives=["caption", "presence"], model=model.cfg, steps=4, eval_every=2,
-                                 eval_questions=16, batch_size=4, warmup_steps=1)
-    rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
-    assert [r["step"] for r in rows] == [2, 4]
-    for row in rows:
-        assert row["loss"] == pytest.approx(row["loss_caption"] + row["loss_presence"])
-        assert 0 <= row["caption_colour"] <= 1 and 0 <= row["caption_shape"] <= 1 and 0 <= row["acc"] <= 1
-    assert rows[1]["loss_caption"] < rows[0]["loss_caption"]

@@ -21,6 +21,7 @@ from pipelines.language.pretrain import (QuestionSampler, answer_ce, answer_ids,
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
+from tests.fixtures.one_batch import fit_one_batch
 
 
 def _named(phrase: str) -> tuple[str | None, str | None]:
@@ -75,16 +76,25 @@ def test_one_batch_is_learned():
                               clip_size=model.clip_image_size)
     batch = sampler.batch(np.random.default_rng(0), random.Random(0), 8)
     yes_no = answer_ids(tokenizer)
-    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
     target = (~batch.yes).long()  # column 0 is "yes"
-    losses = []
-    for _ in range(40):
-        loss = torch.nn.functional.cross_entropy(yes_no_logits(model.llava, batch, yes_no), target)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model.llava, lambda: torch.nn.functional.cross_entropy(
+        yes_no_logits(model.llava, batch, yes_no), target), steps=40)
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("objective, figures", [("caption", ["caption_colour", "caption_shape"]),
+                                                ("lookup", ["lookup_acc"])])
+def test_an_objective_trains_beside_presence_and_reports(objective, figures):
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    cfg = LanguagePretrainConfig(objectives=[objective, "presence"], model=model.cfg, steps=4, eval_every=2,
+                                 eval_questions=16, batch_size=4, warmup_steps=1)
+    rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
+    assert [r["step"] for r in rows] == [2, 4]
+    for row in rows:
+        assert row["loss"] == pytest.approx(row[f"loss_{objective}"] + row["loss_presence"])
+        assert all(0 <= row[name] <= 1 for name in [*figures, "acc"])
+    assert rows[1][f"loss_{objective}"] < rows[0][f"loss_{objective}"]
 
 
 def test_config_refusals_name_the_key():
@@ -196,14 +206,9 @@ def test_pointing_accuracy_scores_following_and_avoiding_maps():
 def test_pointing_is_learned_on_one_batch():
     model, tokenizer, sampler = _pointing_setup()
     batch = sampler.batch(np.random.default_rng(2), random.Random(2), 8)
-    optimizer = torch.optim.AdamW(model.llava.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss = pointing_ce(similarity_maps(model, batch), batch.target, scale=model.llava.config.text_config.hidden_size ** 0.5)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    scale = model.llava.config.text_config.hidden_size ** 0.5
+    losses = fit_one_batch(model.llava, lambda: pointing_ce(similarity_maps(model, batch), batch.target, scale=scale),
+                           steps=30)
     assert losses[-1] < 0.5 * losses[0]
     assert pointing_accuracy(model, batch)["point_hit"] >= 0.75
 
