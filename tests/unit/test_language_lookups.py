@@ -52,11 +52,15 @@ def test_questions_name_a_shape_and_answers_are_its_colour_token():
     batch = sampler.batch(np.random.default_rng(1), random.Random(1), 12)
     assert batch.pixels.shape == (12, 3, model.clip_image_size, model.clip_image_size)
     assert ((batch.input_ids == model.llava.config.image_token_id).sum(1) == model.num_image_tokens).all()
-    colour_of = {v: k for k, v in ids.items()}
-    for ids_T, mask_T, answer in zip(batch.input_ids, batch.attention_mask, batch.answer.tolist()):
+    scene_rng, pick, expected = np.random.default_rng(1), random.Random(1), []  # the sampler's draws, replayed
+    while len(expected) < 12:
+        scene = sample_scene(scene_rng, **sampler.cfg.scene_options())
+        if (target := lookup_object(pick, scene.objects)) is not None:
+            expected.append(target)
+    for ids_T, mask_T, answer, target in zip(batch.input_ids, batch.attention_mask, batch.answer.tolist(), expected):
         text = tokenizer.decode(ids_T[mask_T.bool()])
-        assert QUESTION.search(text), text
-        assert answer in colour_of
+        assert QUESTION.search(text).group(1) == target.shape, text
+        assert answer == ids[target.colour]
     assert len(set(batch.answer.tolist())) > 1
 
 
