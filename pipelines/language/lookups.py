@@ -5,8 +5,9 @@ patches (a shape-keyed attention) and then to tell found from not found; the cap
 by colour or by position ("a red" -> "star"). Asked after the captions, the yes/no question stayed near the constant
 answer for shapes in two of five runs, whatever the lr or the length. "What colour is the star?" trains the same
 shape-keyed lookup with a 7-way answer that is right only when the star's patches are found, the kind of question
-LLaVA-1.5's VQA data asks. Beside it shape presence got further where it had stuck (68-78% against 58-63%), but
-not far enough to settle READ's refusals, so `make demo-grounding` does not use it (README "Why See stays at 50").
+LLaVA-1.5's VQA data asks. Beside it shape presence got further where it had stuck (68-78% against 58-63%), and
+beside READ's answers it lifted their See (79.5 against 67.5 in one run), not yet to 85, so `make demo-grounding`
+does not use it yet (README "Why See stays at 50").
 
 Legend: N questions, T tokens (left-padded), S the CLIP crop side.
 """
