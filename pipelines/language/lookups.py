@@ -27,7 +27,7 @@ from pipelines.data.image import clip_preprocess
 from pipelines.data.templates import IMAGE_TOKEN
 from pipelines.data.tokenize import left_pad, tokenize
 from pipelines.language.config import LanguagePretrainConfig
-from pipelines.synth.palette import COLOURS
+from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import SceneObject, sample_scene
 
 LOOKUP_QUESTION = "What colour is the {shape}?"
@@ -75,6 +75,10 @@ class LookupSampler:
         self.cfg, self.tokenizer = cfg, tokenizer
         self.num_image_tokens, self.clip_size = num_image_tokens, clip_size
         self.answer_ids = colour_answer_ids(tokenizer)
+        self.question_ids = {shape: tokenize(build_prompt([(IMAGE_TOKEN + "\n" + LOOKUP_QUESTION.format(shape=shape),
+                                                            None)]), tokenizer, num_image_tokens)[0]
+                             for shape in SHAPES}
+        """Shape -> the tokenised question about it (the sampler draws six questions only)."""
 
     def batch(self, scene_rng: np.random.Generator, rng: random.Random, n: int) -> LookupBatch:
         pixels, ids, answers = [], [], []
@@ -83,8 +87,7 @@ class LookupSampler:
             target = lookup_object(rng, scene.objects)
             if target is None:
                 continue
-            prompt = build_prompt([(IMAGE_TOKEN + "\n" + LOOKUP_QUESTION.format(shape=target.shape), None)])
-            ids.append(tokenize(prompt, self.tokenizer, self.num_image_tokens)[0])
+            ids.append(self.question_ids[target.shape])
             pixels.append(clip_preprocess(scene.rgb, self.clip_size))
             answers.append(self.answer_ids[target.colour])
         input_ids, attention_mask = left_pad(ids, self.tokenizer.pad_token_id)

@@ -9,14 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.build import build_read
-from model.config import ReadModelConfig
 from model.losses import next_token_ce
 from pipelines.data.tokenize import IGNORE_INDEX
-from pipelines.language import LanguagePretrainConfig
 from pipelines.language.captions import CaptionSampler, caption_accuracy, caption_logits, scene_caption, word_ids
 from pipelines.synth.scene import sample_scene
-from tests.fixtures.one_batch import fit_one_batch
+from tests.fixtures.language import fit_one_batch, tiny_sampler
 
 CAPTION = re.compile(r"^(a \w+ \w+)((, a \w+ \w+)* and a \w+ \w+)?\.$")
 
@@ -36,10 +33,7 @@ def test_captions_name_every_object_from_left_to_right():
 
 
 def _sampler():
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
-    sampler = CaptionSampler(LanguagePretrainConfig(objectives=["caption"]), tokenizer,
-                             num_image_tokens=model.num_image_tokens, clip_size=model.clip_image_size)
-    return model, tokenizer, sampler
+    return tiny_sampler(CaptionSampler, "caption")
 
 
 def test_labels_cover_the_caption_and_its_end_only():

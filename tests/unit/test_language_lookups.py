@@ -11,14 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.build import build_read
-from model.config import ReadModelConfig
-from pipelines.language import LanguagePretrainConfig
 from pipelines.language.lookups import LookupSampler, colour_answer_ids, lookup_object
 from pipelines.language.pretrain import lookup_accuracy, next_token_logits
 from pipelines.synth.palette import COLOURS
 from pipelines.synth.scene import sample_scene
-from tests.fixtures.one_batch import fit_one_batch
+from tests.fixtures.language import fit_one_batch, tiny_sampler
 
 QUESTION = re.compile(r"What colour is the (\w+)\? ASSISTANT:$")
 
@@ -38,10 +35,7 @@ def test_the_looked_up_shape_names_one_object_of_its_scene():
 
 
 def _sampler():
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
-    sampler = LookupSampler(LanguagePretrainConfig(objectives=["lookup"]), tokenizer,
-                            num_image_tokens=model.num_image_tokens, clip_size=model.clip_image_size)
-    return model, tokenizer, sampler
+    return tiny_sampler(LookupSampler, "lookup")
 
 
 def test_questions_name_a_shape_and_answers_are_its_colour_token():

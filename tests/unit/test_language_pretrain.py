@@ -21,7 +21,7 @@ from pipelines.language.pretrain import (QuestionSampler, answer_ce, answer_ids,
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
-from tests.fixtures.one_batch import fit_one_batch
+from tests.fixtures.language import fit_one_batch
 
 
 def _named(phrase: str) -> tuple[str | None, str | None]:
