@@ -4,12 +4,13 @@ READ's answers to those requests, and/or captions of the scene (LLaVA's first st
 
     python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]]
         [objectives=[caption,lookup,presence,pointing,answers]] [model.llava_path=<an earlier run>/llava]
-        [ray_address=auto]
+        [keep_best=answer_see] [ray_address=auto]
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
 metrics.parquet (held-out caption words predicted right, colour and shape; colour lookups answered right, chance
 1/7; yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per query type, chance
-0.5; answer CE and greedy decisions: true premises kept, false premises refused, See) and config.yaml. With
+0.5; answer CE and greedy decisions: true premises kept, false premises refused, See; `kept`: the evaluation whose
+weights llava/ holds, the last one unless keep_best names a held-out metric to keep the best of) and config.yaml. With
 model.llava_path set to the llava/ folder of an earlier run, training continues from it: a curriculum is one run per
 stage (e.g. captions first, then colour lookups, then presence questions, then READ's answers). See
 pipelines/language/pretrain.py for why.
@@ -76,6 +77,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     storage.makedirs(folder)
     for name in sorted(files, key=lambda n: n == COMPLETE):  # config.json last
         storage.atomic_write_bytes(storage.join(folder, name), files[name])
+    if cfg.keep_best:
+        kept = next(row for row in rows if row["kept"])
+        print(f"[pretrain_language] keep_best={cfg.keep_best}: writing the LLaVA of step {kept['step']} "
+              f"({cfg.keep_best} {kept[cfg.keep_best]:.3f}; last step {rows[-1]['step']}: "
+              f"{rows[-1].get(cfg.keep_best, float('nan')):.3f})", flush=True)
     if shortfall := target_shortfall(cfg, rows):
         print(f"[pretrain_language] WARNING: {shortfall}", flush=True)
     print(f"[pretrain_language] wrote {folder}; use model.llava_path=<that folder>")

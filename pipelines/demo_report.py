@@ -139,8 +139,9 @@ LANGUAGE_FIGURES = ("caption_colour", "caption_shape", "lookup_acc", "acc", "poi
 
 
 def language_stages(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Each language stage's last held-out evaluation: one row per stage (in the given order) with stage, step,
-    minutes and the `LANGUAGE_FIGURES` it reports (NaN where a stage has no such objective).
+    """Each language stage's kept held-out evaluation (the row marked `kept`, the stage's written LLaVA; the last
+    row in tables without that column): one row per stage (in the given order) with stage, step, minutes (the whole
+    stage's) and the `LANGUAGE_FIGURES` it reports (NaN where a stage has no such objective).
 
     Args:
         metrics: stage name -> that run's metrics.parquet rows (one per evaluation, `step` and `seconds` columns).
@@ -149,9 +150,11 @@ def language_stages(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
     for stage, table in metrics.items():
         if table.empty:
             raise ValueError(f"language stage {stage!r}: metrics.parquet has no evaluation row; re-run that stage")
-        last = table.sort_values("step").iloc[-1]
-        rows.append({"stage": stage, "step": int(last["step"]), "minutes": float(last["seconds"]) / 60}
-                    | {name: float(last[name]) if name in last.index else float("nan") for name in LANGUAGE_FIGURES})
+        table = table.sort_values("step")
+        marked = table[table["kept"].astype(bool)] if "kept" in table.columns else table.iloc[:0]
+        kept = marked.iloc[-1] if len(marked) else table.iloc[-1]
+        rows.append({"stage": stage, "step": int(kept["step"]), "minutes": float(table["seconds"].iloc[-1]) / 60}
+                    | {name: float(kept[name]) if name in kept.index else float("nan") for name in LANGUAGE_FIGURES})
     return pd.DataFrame(rows, columns=["stage", "step", "minutes", *LANGUAGE_FIGURES])
 
 

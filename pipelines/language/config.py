@@ -8,6 +8,8 @@ from model.config import ReadModelConfig
 from pipelines.language.questions import KINDS
 
 OBJECTIVES = ("caption", "presence", "lookup", "pointing", "answers")
+BEST_METRICS = {"acc": "presence", "lookup_acc": "lookup", "point_auc": "pointing", "answer_see": "answers"}
+"""`keep_best` choices: a held-out metric (higher is better) -> the objective that must be trained to report it."""
 
 
 @dataclass(kw_only=True)
@@ -46,6 +48,11 @@ class LanguagePretrainConfig:
     """Stop at the first evaluation whose held-out yes/no accuracy (all kinds) reaches this; 0: train all `steps`.
     The random LLM leaves its plateau after a seed- and thread-dependent number of steps; the job warns when the
     last evaluation is below the target."""
+    keep_best: str = ""
+    """A held-out metric of BEST_METRICS ("answer_see", "acc", "point_auc", "lookup_acc"): the LLaVA returned and
+    written is the one of the evaluation where it was highest (the first, on ties), as Hugging Face's
+    load_best_model_at_end; "": the LLaVA after the last step. The answers' greedy See swings between evaluations
+    while the decision settles (README "Why See stays at 50")."""
     image_size: list[int] = field(default_factory=lambda: [64, 64])
     """Scene [width, height] in px, as the synthetic datasets (synth.image_size)."""
     min_objects: int = 2
@@ -75,6 +82,11 @@ class LanguagePretrainConfig:
             raise ValueError(f"objectives must be a non-empty list of {OBJECTIVES}, got {list(self.objectives)}")
         if self.target_accuracy and "presence" not in self.objectives:
             raise ValueError("target_accuracy is a yes/no accuracy: add 'presence' to objectives or set it to 0")
+        if self.keep_best and BEST_METRICS.get(self.keep_best) not in self.objectives:
+            needs = (f"add {BEST_METRICS[self.keep_best]!r} to objectives" if self.keep_best in BEST_METRICS
+                     else f"use one of {sorted(BEST_METRICS)}")
+            raise ValueError(f"keep_best={self.keep_best!r} is not reported by objectives {list(self.objectives)}: "
+                             f"{needs}, or set keep_best to ''")
         if not 0.0 <= self.false_premise_rate < 1.0:
             raise ValueError(f"false_premise_rate must be in [0, 1), got {self.false_premise_rate}")
         if not self.kinds or any(k not in KINDS for k in self.kinds):

@@ -111,7 +111,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
 
     caption: next-token CE of the captions. presence / lookup: full-vocabulary CE of the yes/no / colour answer
     token. pointing / answers: `conversation_losses`. Stops early at the first evaluation whose yes/no accuracy
-    reaches `cfg.target_accuracy` (when > 0).
+    reaches `cfg.target_accuracy` (when > 0). With `cfg.keep_best`, `model.llava` ends with the weights of the
+    evaluation `best_row` picks; every row's `kept` says whether its weights are the ones left in `model.llava`.
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
@@ -183,10 +184,27 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             rows.append(row)
             log(row)
             losses = {name: [] for name in cfg.objectives}
+            if cfg.keep_best and best_row(cfg, rows) is row:
+                kept_state = {name: t.detach().clone() for name, t in llava.state_dict().items()}
             if cfg.target_accuracy and row["acc"] >= cfg.target_accuracy:
                 break
+    if cfg.keep_best and rows:
+        llava.load_state_dict(kept_state)
+    chosen = best_row(cfg, rows) if rows else None
+    for row in rows:
+        row["kept"] = row is chosen
     llava.eval()
     return rows
+
+
+def best_row(cfg: LanguagePretrainConfig, rows: list[dict]) -> dict:
+    """The evaluation whose weights `pretrain_llava` keeps: the first with the highest `cfg.keep_best` (NaN counts
+    as lowest), or the last row when `cfg.keep_best` is ""."""
+    if not cfg.keep_best:
+        return rows[-1]
+    values = [float(row.get(cfg.keep_best, math.nan)) for row in rows]
+    score = [-math.inf if math.isnan(v) else v for v in values]
+    return rows[score.index(max(score))]
 
 
 def lr_factor(cfg: LanguagePretrainConfig, step: int) -> float:

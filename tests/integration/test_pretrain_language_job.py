@@ -36,6 +36,7 @@ def test_job_writes_llava_metrics_and_config(job_out):
     assert {"acc", "acc_colour", "acc_pair", "loss", "loss_caption", "loss_presence", "loss_pointing", "loss_answers",
             "caption_colour", "caption_shape", "point_auc", "point_hit", "answer_ce", "answer_kept", "answer_refused",
             "answer_see"} <= set(metrics.columns)
+    assert metrics["kept"].tolist() == [False, True]  # no keep_best: llava/ holds the last evaluation's weights
     assert metrics[["caption_colour", "caption_shape"]].stack().between(0, 1).all()
     assert metrics[["answer_kept", "answer_refused", "answer_see"]].stack().between(0, 1).all()
     assert metrics[["point_auc", "point_hit"]].stack().between(0, 1).all()

@@ -97,6 +97,13 @@ def test_language_stages_keep_each_stage_last_evaluation():
     assert text.splitlines()[2].split()[:4] == ["stage-2", "250", "0.5", "-"]
 
 
+def test_language_stages_show_the_kept_evaluation_with_the_whole_stage_minutes():
+    answers = pd.DataFrame({"step": [250, 500, 750], "seconds": [60.0, 120.0, 180.0], "answer_see": [0.7, 0.84, 0.72],
+                            "kept": [False, True, False]})
+    row = language_stages({"stage-5": answers}).iloc[0]
+    assert row["step"] == 500 and row["answer_see"] == 0.84 and row["minutes"] == 3.0
+
+
 def test_language_stages_refuse_a_stage_without_evaluations():
     with pytest.raises(ValueError, match="'stage-3'.*re-run that stage"):
         language_stages({"stage-3": pd.DataFrame({"step": [], "seconds": []})})

@@ -15,9 +15,9 @@ from pipelines.language import LanguagePretrainConfig
 from model.losses import pointing_ce
 from pipelines.language.decisions import decision_metrics, greedy_says_seg, question_prompts
 from pipelines.language.pointing import PointingSampler, object_patches
-from pipelines.language.pretrain import (QuestionSampler, answer_ce, answer_ids, conversation_losses, lr_factor,
-                                        pointing_accuracy, pretrain_llava, similarity_maps, target_shortfall,
-                                        yes_no_logits)
+from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ce, answer_ids, best_row,
+                                        conversation_losses, held_out_batch, lr_factor, pointing_accuracy,
+                                        pretrain_llava, similarity_maps, target_shortfall, yes_no_logits)
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
@@ -112,6 +112,10 @@ def test_config_refusals_name_the_key():
         LanguagePretrainConfig(objectives=["pointing"], target_accuracy=0.8)
     with pytest.raises(ValueError, match="false_premise_rate"):
         LanguagePretrainConfig(false_premise_rate=1.0)
+    with pytest.raises(ValueError, match="keep_best='answer_see'.*add 'answers' to objectives"):
+        LanguagePretrainConfig(objectives=["presence"], keep_best="answer_see")
+    with pytest.raises(ValueError, match="keep_best='see'.*use one of"):
+        LanguagePretrainConfig(keep_best="see")
 
 
 def test_lr_warms_up_then_decays_to_zero_at_the_last_step():
@@ -134,6 +138,36 @@ def test_training_stops_at_the_first_evaluation_that_reaches_the_target():
     first = next(i for i, row in enumerate(full) if row["acc"] >= target)
     stopped = _pretrain_tiny(target)
     assert target > 0 and [(r["step"], r["acc"]) for r in stopped] == [(r["step"], r["acc"]) for r in full[:first + 1]]
+
+
+def test_best_row_is_the_first_highest_nan_lowest_or_the_last():
+    rows = [{"step": 1, "acc": 0.6}, {"step": 2, "acc": float("nan")}, {"step": 3, "acc": 0.7}, {"step": 4, "acc": 0.7},
+            {"step": 5, "acc": 0.5}]
+    assert best_row(LanguagePretrainConfig(keep_best="acc"), rows)["step"] == 3
+    assert best_row(LanguagePretrainConfig(), rows)["step"] == 5
+    assert best_row(LanguagePretrainConfig(keep_best="acc"), rows[1:2])["step"] == 2
+
+
+def test_keep_best_leaves_the_weights_of_the_best_evaluation():
+    torch.manual_seed(0)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    cfg = LanguagePretrainConfig(steps=8, eval_every=1, eval_questions=16, batch_size=4, warmup_steps=1,
+                                 keep_best="acc")
+    weights = {}
+
+    def snapshot(row: dict) -> None:
+        weights[row["step"]] = {k: t.detach().clone() for k, t in model.llava.state_dict().items()}
+
+    rows = pretrain_llava(cfg, model, tokenizer, log=snapshot)
+    kept = [row for row in rows if row["kept"]]
+    accs = [row["acc"] for row in rows]
+    assert len(kept) == 1 and kept[0]["acc"] == max(accs) and kept[0] is rows[accs.index(max(accs))]
+    assert kept[0] is not rows[-1], "this seed's best evaluation must not be the last, or the test proves nothing"
+    final = model.llava.state_dict()
+    assert all(torch.equal(final[k], t) for k, t in weights[kept[0]["step"]].items())
+    assert not all(torch.equal(final[k], t) for k, t in weights[rows[-1]["step"]].items())
+    sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens, clip_size=model.clip_image_size)
+    assert accuracy(model.llava, held_out_batch(cfg, sampler), answer_ids(tokenizer))["acc"] == kept[0]["acc"]
 
 
 def test_a_warm_start_below_its_target_is_reported():
