@@ -132,9 +132,9 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
         if storage.exists(table):  # a llava/ copied in without its run's metrics has nothing to show
             metrics[f"stage-{k}" if cfg.language_stages else "language"] = storage.read_parquet(table).to_pandas()
     if metrics:
-        print("[demo] the tiny LLaVA's warm start, held out at the end of each stage (at the step it kept, with "
-              "keep_best) (caption words right, colour lookups right, yes/no, pointing AUC (0.5: chance) and hottest "
-              "patch on the object, greedy answers' See; in %):")
+        print("[demo] the tiny LLaVA's warm start, held out at the end of each stage or at the step it kept "
+              "(keep_best): caption words right, colour lookups right, yes/no, pointing AUC (0.5: chance) and hottest "
+              "patch on the object, greedy answers' See; in %:")
         print(format_language_stages(language_stages(metrics)), flush=True)
     return previous
 
