@@ -184,13 +184,14 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             rows.append(row)
             log(row)
             losses = {name: [] for name in cfg.objectives}
-            if cfg.keep_best and best_row(cfg, rows) is row:
-                kept_state = {name: t.detach().clone() for name, t in llava.state_dict().items()}
+            if best_row(cfg, rows) is row:
+                chosen = row
+                if cfg.keep_best:
+                    kept_state = {name: t.detach().clone() for name, t in llava.state_dict().items()}
             if cfg.target_accuracy and row["acc"] >= cfg.target_accuracy:
                 break
-    if cfg.keep_best and rows:
+    if cfg.keep_best:
         llava.load_state_dict(kept_state)
-    chosen = best_row(cfg, rows) if rows else None
     for row in rows:
         row["kept"] = row is chosen
     llava.eval()
