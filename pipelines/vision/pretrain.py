@@ -117,6 +117,7 @@ def pretrain_vision(cfg: VisionPretrainConfig, *, log: Callable[[dict], None] = 
                     ) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Build `cfg.model`, pretrain its vision tower; returns (the tower's state dict, metrics rows)."""
     torch.set_num_threads(cfg.num_cpus)
+    torch.manual_seed(cfg.seed)  # the tower's random init: a Ray worker's global RNG carries its earlier tasks' state
     model, _ = build_read(cfg.model)
     tower = model.llava.model.vision_tower
     rows = pretrain_tower(cfg, tower, feature_layer=model.llava.config.vision_feature_layer,

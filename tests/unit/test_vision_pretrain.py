@@ -9,7 +9,7 @@ import torch
 from model.build import build_read
 from model.config import ReadModelConfig
 from pipelines.synth.scene import sample_scene
-from pipelines.vision import VisionPretrainConfig, pretrain_tower
+from pipelines.vision import VisionPretrainConfig, pretrain_tower, pretrain_vision
 from pipelines.vision.scenes import BACKGROUND, COLOUR_CLASSES, SHAPE_CLASSES, cell_cover, scene_batch
 
 
@@ -73,3 +73,14 @@ def test_a_short_pretraining_names_patch_colours_above_the_majority_answer():
                              for group in ("patch", "colour", "shape", "object_shape")}
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert any(not torch.equal(before[k], v) for k, v in tower.state_dict().items())
+
+
+def test_the_pretrained_tower_is_a_function_of_the_config_not_of_earlier_random_draws():
+    """A Ray worker runs one task after another (the demo's augmentation seeds torch per sample), so the tower's
+    random init must come from cfg.seed, not from the global generator's state when the task starts."""
+    cfg = VisionPretrainConfig(steps=2, batch_size=4, eval_every=2, eval_scenes=8, image_size=[48, 48])
+    towers = []
+    for earlier in (1, 2):
+        torch.manual_seed(earlier)
+        towers.append(pretrain_vision(cfg, log=lambda row: None)[0])
+    assert all(torch.equal(towers[0][k], towers[1][k]) for k in towers[0])
