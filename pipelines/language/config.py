@@ -10,6 +10,8 @@ from pipelines.language.questions import KINDS
 OBJECTIVES = ("caption", "presence", "lookup", "pointing", "answers")
 BEST_METRICS = {"acc": "presence", "lookup_acc": "lookup", "point_auc": "pointing", "answer_see": "answers"}
 """`keep_best` choices: a held-out metric (higher is better) -> the objective that must be trained to report it."""
+TARGETS = {"target_accuracy": "acc", "target_see": "answer_see"}
+"""Stop-rule keys -> the held-out metric each one reads (an objective of BEST_METRICS must report it)."""
 
 
 @dataclass(kw_only=True)
@@ -48,6 +50,11 @@ class LanguagePretrainConfig:
     """Stop at the first evaluation whose held-out yes/no accuracy (all kinds) reaches this; 0: train all `steps`.
     The random LLM leaves its plateau after a seed- and thread-dependent number of steps; the job warns when the
     last evaluation is below the target."""
+    target_see: float = 0.0
+    """Stop at the first evaluation whose held-out greedy See of READ's answers (`answer_see`) reaches this; 0: train
+    all `steps`. The answers' decision settles after a seed-dependent number of steps (about 2,000 to 4,500 from the
+    same curriculum), so a stage with a long `steps` budget and this target spends the time only where it is needed.
+    With both targets set, training stops when both are reached; `steps` still sets the learning-rate schedule."""
     keep_best: str = ""
     """A held-out metric of BEST_METRICS ("answer_see", "acc", "point_auc", "lookup_acc"): the LLaVA returned and
     written is the one of the evaluation where it was highest (the first, on ties), as Hugging Face's
@@ -69,6 +76,10 @@ class LanguagePretrainConfig:
     ray_address: str = ""
     """"" starts a local Ray cluster; "auto" or host:port joins one (ray job submit sets RAY_ADDRESS)."""
 
+    def targets(self) -> dict[str, float]:
+        """The stop rule's set targets: held-out metric -> the value to reach ({} trains all `steps`)."""
+        return {metric: getattr(self, key) for key, metric in TARGETS.items() if getattr(self, key)}
+
     def scene_options(self) -> dict:
         """Keyword arguments of `pipelines.synth.scene.sample_scene` for this run's fresh scenes."""
         return {"width": self.image_size[0], "height": self.image_size[1], "min_objects": self.min_objects,
@@ -80,8 +91,12 @@ class LanguagePretrainConfig:
                              "pretraining in the tiny preset only; the real presets load LLaVA from model.llava_path")
         if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
             raise ValueError(f"objectives must be a non-empty list of {OBJECTIVES}, got {list(self.objectives)}")
-        if self.target_accuracy and "presence" not in self.objectives:
-            raise ValueError("target_accuracy is a yes/no accuracy: add 'presence' to objectives or set it to 0")
+        for key, metric in TARGETS.items():
+            if getattr(self, key) and BEST_METRICS[metric] not in self.objectives:
+                raise ValueError(f"{key} stops on {metric}: add {BEST_METRICS[metric]!r} to objectives or set {key} "
+                                 "to 0")
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{key} must be in [0, 1] (0: no target), got {getattr(self, key)}")
         if self.keep_best and BEST_METRICS.get(self.keep_best) not in self.objectives:
             needs = (f"add {BEST_METRICS[self.keep_best]!r} to objectives" if self.keep_best in BEST_METRICS
                      else f"use one of {sorted(BEST_METRICS)}")
@@ -98,8 +113,6 @@ class LanguagePretrainConfig:
             raise ValueError(f"warmup_steps must be in [0, steps), got {self.warmup_steps} (steps={self.steps})")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0.0 <= self.target_accuracy <= 1.0:
-            raise ValueError(f"target_accuracy must be in [0, 1] (0: no target), got {self.target_accuracy}")
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be [width, height] with sides >= 32, got {list(self.image_size)}")
         if not 2 <= self.min_objects <= self.max_objects:

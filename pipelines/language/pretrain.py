@@ -35,7 +35,7 @@ from pipelines.data.image import clip_preprocess
 from pipelines.data.templates import IMAGE_TOKEN
 from pipelines.data.tokenize import left_pad, tokenize
 from pipelines.language.captions import CaptionBatch, CaptionSampler, caption_accuracy, caption_logits, word_ids
-from pipelines.language.config import LanguagePretrainConfig
+from pipelines.language.config import TARGETS, LanguagePretrainConfig
 from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.lookups import LookupBatch, LookupSampler
 from pipelines.language.pointing import PointingBatch, PointingSampler
@@ -110,8 +110,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     `cfg.freeze_vision_tower`; returns one metrics row per evaluation.
 
     caption: next-token CE of the captions. presence / lookup: full-vocabulary CE of the yes/no / colour answer
-    token. pointing / answers: `conversation_losses`. Stops early at the first evaluation whose yes/no accuracy
-    reaches `cfg.target_accuracy` (when > 0). With `cfg.keep_best`, `model.llava` ends with the weights of the
+    token. pointing / answers: `conversation_losses`. Stops early at the first evaluation that reaches every target
+    of `cfg.targets()` (yes/no accuracy, answers' See). With `cfg.keep_best`, `model.llava` ends with the weights of the
     evaluation `best_row` picks; every row's `kept` says whether its weights are the ones left in `model.llava`.
     """
     torch.manual_seed(cfg.seed)
@@ -188,7 +188,7 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
                 chosen = row
                 if cfg.keep_best:
                     kept_state = {name: t.detach().clone() for name, t in llava.state_dict().items()}
-            if cfg.target_accuracy and row["acc"] >= cfg.target_accuracy:
+            if cfg.targets() and not missed_targets(cfg, row):
                 break
     if cfg.keep_best:
         llava.load_state_dict(kept_state)
@@ -214,12 +214,20 @@ def lr_factor(cfg: LanguagePretrainConfig, step: int) -> float:
     return min(warmup, max(0.0, (cfg.steps - step) / max(1, cfg.steps - cfg.warmup_steps)))
 
 
+def missed_targets(cfg: LanguagePretrainConfig, row: dict) -> list[str]:
+    """The held-out metrics of `cfg.targets()` that evaluation `row` has not reached (NaN never reaches)."""
+    return [metric for metric, value in cfg.targets().items() if not row.get(metric, math.nan) >= value]
+
+
 def target_shortfall(cfg: LanguagePretrainConfig, rows: list[dict]) -> str:
-    """A warning when the last evaluation is below `cfg.target_accuracy` (set), else ""."""
-    if not cfg.target_accuracy or not rows or rows[-1]["acc"] >= cfg.target_accuracy:
+    """A warning naming each target (`target_accuracy`, `target_see`) the last evaluation is below, else ""."""
+    if not rows or not (missed := missed_targets(cfg, rows[-1])):
         return ""
-    return (f"held-out accuracy {100 * rows[-1]['acc']:.1f}% after {rows[-1]['step']} steps is below "
-            f"target_accuracy={cfg.target_accuracy}; raise steps (or try another seed) for a stronger warm start")
+    keys = {metric: key for key, metric in TARGETS.items()}
+    last = rows[-1]
+    below = "; ".join(f"held-out {metric} {100 * last[metric]:.1f}% after {last['step']} steps is below "
+                      f"{keys[metric]}={cfg.targets()[metric]}" for metric in missed)
+    return f"{below}; raise steps (or try another seed) for a stronger warm start"
 
 
 def held_out_batch(cfg: LanguagePretrainConfig, sampler: QuestionSampler) -> QuestionBatch:

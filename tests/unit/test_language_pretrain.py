@@ -16,8 +16,9 @@ from model.losses import pointing_ce
 from pipelines.language.decisions import decision_metrics, greedy_says_seg, question_prompts
 from pipelines.language.pointing import PointingSampler, object_patches
 from pipelines.language.pretrain import (QuestionSampler, accuracy, answer_ce, answer_ids, best_row,
-                                        conversation_losses, held_out_batch, lr_factor, pointing_accuracy,
-                                        pretrain_llava, similarity_maps, target_shortfall, yes_no_logits)
+                                        conversation_losses, held_out_batch, lr_factor, missed_targets,
+                                        pointing_accuracy, pretrain_llava, similarity_maps, target_shortfall,
+                                        yes_no_logits)
 from pipelines.language.questions import KINDS, presence_phrase
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
@@ -108,8 +109,12 @@ def test_config_refusals_name_the_key():
         LanguagePretrainConfig(target_accuracy=1.5)
     with pytest.raises(ValueError, match="objectives"):
         LanguagePretrainConfig(objectives=["captions"])
-    with pytest.raises(ValueError, match="add 'presence' to objectives"):
+    with pytest.raises(ValueError, match="target_accuracy stops on acc: add 'presence' to objectives"):
         LanguagePretrainConfig(objectives=["pointing"], target_accuracy=0.8)
+    with pytest.raises(ValueError, match="target_see stops on answer_see: add 'answers' to objectives"):
+        LanguagePretrainConfig(objectives=["presence", "pointing"], target_see=0.9)
+    with pytest.raises(ValueError, match="target_see must be in"):
+        LanguagePretrainConfig(objectives=["answers"], target_see=90)
     with pytest.raises(ValueError, match="false_premise_rate"):
         LanguagePretrainConfig(false_premise_rate=1.0)
     with pytest.raises(ValueError, match="keep_best='answer_see'.*add 'answers' to objectives"):
@@ -123,21 +128,32 @@ def test_lr_warms_up_then_decays_to_zero_at_the_last_step():
     assert [lr_factor(cfg, s) for s in (0, 4, 9, 10, 60, 110)] == pytest.approx([0.1, 0.5, 1.0, 1.0, 0.5, 0.0])
 
 
-def _pretrain_tiny(target: float) -> list[dict]:
+def _pretrain_tiny(objectives: list[str], **target: float) -> list[dict]:
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
-    cfg = LanguagePretrainConfig(steps=8, eval_every=2, eval_questions=16, batch_size=4, warmup_steps=1,
-                                 target_accuracy=target)
+    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style="echo"))
+    cfg = LanguagePretrainConfig(objectives=objectives, steps=8, eval_every=2, eval_questions=16, batch_size=4,
+                                 warmup_steps=1, false_premise_rate=0.5, model=model.cfg, **target)
     return pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
 
 
-def test_training_stops_at_the_first_evaluation_that_reaches_the_target():
-    full = _pretrain_tiny(0.0)  # no target: every evaluation
+@pytest.mark.parametrize(("objectives", "key", "metric"), [(["presence"], "target_accuracy", "acc"),
+                                                             (["answers"], "target_see", "answer_see")])
+def test_training_stops_at_the_first_evaluation_that_reaches_the_target(objectives, key, metric):
+    full = _pretrain_tiny(objectives)  # no target: every evaluation
     assert [row["step"] for row in full] == [2, 4, 6, 8]
-    target = max(row["acc"] for row in full[:-1])
-    first = next(i for i, row in enumerate(full) if row["acc"] >= target)
-    stopped = _pretrain_tiny(target)
-    assert target > 0 and [(r["step"], r["acc"]) for r in stopped] == [(r["step"], r["acc"]) for r in full[:first + 1]]
+    target = max(row[metric] for row in full[:-1])
+    first = next(i for i, row in enumerate(full) if row[metric] >= target)
+    stopped = _pretrain_tiny(objectives, **{key: target})
+    assert target > 0 and len(stopped) < len(full)
+    assert [(r["step"], r[metric]) for r in stopped] == [(r["step"], r[metric]) for r in full[:first + 1]]
+
+
+def test_with_both_targets_an_evaluation_must_reach_both():
+    cfg = LanguagePretrainConfig(objectives=["presence", "answers"], target_accuracy=0.8, target_see=0.9)
+    assert missed_targets(cfg, {"acc": 0.85, "answer_see": 0.95}) == []
+    assert missed_targets(cfg, {"acc": 0.85, "answer_see": 0.85}) == ["answer_see"]
+    assert missed_targets(cfg, {"acc": float("nan"), "answer_see": 0.95}) == ["acc"]
+    assert missed_targets(LanguagePretrainConfig(), {"acc": 0.1}) == []
 
 
 def test_best_row_is_the_first_highest_nan_lowest_or_the_last():
@@ -171,10 +187,14 @@ def test_keep_best_leaves_the_weights_of_the_best_evaluation():
 
 
 def test_a_warm_start_below_its_target_is_reported():
-    rows = [{"step": 250, "acc": 0.6}, {"step": 500, "acc": 0.7}]
-    assert "70.0% after 500 steps" in target_shortfall(LanguagePretrainConfig(target_accuracy=0.85), rows)
+    rows = [{"step": 250, "acc": 0.6, "answer_see": 0.7}, {"step": 500, "acc": 0.7, "answer_see": 0.8}]
+    assert "acc 70.0% after 500 steps is below target_accuracy=0.85" in target_shortfall(
+        LanguagePretrainConfig(target_accuracy=0.85), rows)
     assert target_shortfall(LanguagePretrainConfig(target_accuracy=0.7), rows) == ""
     assert target_shortfall(LanguagePretrainConfig(), rows) == ""
+    both = LanguagePretrainConfig(objectives=["presence", "answers"], target_accuracy=0.7, target_see=0.9)
+    warning = target_shortfall(both, rows)
+    assert "answer_see 80.0% after 500 steps is below target_see=0.9" in warning and "target_accuracy" not in warning
 
 
 # ---------------------------------------------------------------- pointing
