@@ -70,7 +70,8 @@ class ReadModelConfig:
     llm_init_std: float = 0.0
     """Random-init builds only: standard deviation of the LLM decoder layers' linear weights (0: Hugging Face's
     initializer_range, 0.02, which suits 4096-wide models). 0.05 for the 128-wide tiny LLM shortens its plateau on
-    yes/no presence questions in most seeds, but not READ's loop (measured: README "Why See stays at 50")."""
+    yes/no presence questions in most seeds, but not READ's loop (measured: configs/demo_grounding.md, "Why See
+    stays at 50")."""
     projector_init_gain: float = 1.0
     """Random-init builds only: the [SEG] projector's last layer is initialised this many times larger than
     nn.Linear's default, so the [SEG] prompt starts at the scale of SAM's point embeddings (tiny grounding demo: 10)."""

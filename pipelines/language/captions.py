@@ -5,8 +5,8 @@ Vicuna, is pretrained already). The tiny LLaVA's LLM is random, so here it learn
 well unless frozen): "Describe the shapes in this image." answered with the scene's objects from left to right, "a
 red star, a blue circle and a green square.". Predicting "star" after "red" is a one-step lookup (the colour word's
 state finds the red patches and reads their shape), a step a yes/no question needs too; on the frozen tower,
-presence questions asked after captioning are learned in hundreds of steps instead of thousands (README "Why See
-stays at 50").
+presence questions asked after captioning are learned in hundreds of steps instead of thousands
+(configs/demo_grounding.md, "Why See stays at 50").
 
 Legend: N captions, T tokens (left-padded), V vocabulary, S the CLIP crop side.
 """

@@ -24,8 +24,9 @@ class LanguagePretrainConfig:
     """Output folder: llava/ (a Hugging Face LLaVA folder for model.llava_path), metrics.parquet, config.yaml."""
     model: ReadModelConfig = field(default_factory=lambda: ReadModelConfig(llm_init_std=0.05))
     """The READ model whose LLaVA is pretrained; only the tiny preset (real presets load LLaVA from llava_path).
-    llm_init_std 0.05: the random LLM leaves its plateau sooner (README "Why See stays at 50"). `model.llava_path`
-    set to the llava/ folder of an earlier run of this job continues from it: a curriculum, one stage per run."""
+    llm_init_std 0.05: the random LLM leaves its plateau sooner (configs/demo_grounding.md, "Why See stays at 50").
+    `model.llava_path` set to the llava/ folder of an earlier run of this job continues from it: a curriculum, one
+    stage per run."""
     objectives: list[str] = field(default_factory=lambda: ["presence"])
     """What the LLaVA learns, summed: "caption" (LLaVA's first stage: the scene's objects named from left to right,
     pipelines/language/captions.py), "presence" (yes/no questions of `kinds`), "lookup" ("What colour is the
@@ -45,7 +46,7 @@ class LanguagePretrainConfig:
     freeze_vision_tower: bool = False
     """Keep the CLIP tower as built or loaded (`model.vision_checkpoint`), as LLaVA-1.5 and READ freeze CLIP; train
     the projector and LLM only. With a tower pretrained per patch (`jobs.pretrain_vision`) the LLM then learns shape
-    presence, which it does not while the tower trains along (README "Why See stays at 50")."""
+    presence, which it does not while the tower trains along (configs/demo_grounding.md, "Why See stays at 50")."""
     target_accuracy: float = 0.0
     """Stop at the first evaluation whose held-out yes/no accuracy (all kinds) reaches this; 0: train all `steps`.
     The random LLM leaves its plateau after a seed- and thread-dependent number of steps; the job warns when the
@@ -59,7 +60,7 @@ class LanguagePretrainConfig:
     """A held-out metric of BEST_METRICS ("answer_see", "acc", "point_auc", "lookup_acc"): the LLaVA returned and
     written is the one of the evaluation where it was highest (the first, on ties), as Hugging Face's
     load_best_model_at_end; "": the LLaVA after the last step. The answers' greedy See swings between evaluations
-    while the decision settles (README "Why See stays at 50")."""
+    while the decision settles (configs/demo_grounding.md, "Why See stays at 50")."""
     image_size: list[int] = field(default_factory=lambda: [64, 64])
     """Scene [width, height] in px, as the synthetic datasets (synth.image_size)."""
     min_objects: int = 2

@@ -7,7 +7,7 @@ answer for shapes in two of five runs, whatever the lr or the length. "What colo
 shape-keyed lookup with a 7-way answer that is right only when the star's patches are found, the kind of question
 LLaVA-1.5's VQA data asks. Beside it shape presence got further where it had stuck (68-78% against 58-63%), and
 beside READ's answers it lifted their See (79.5 against 67.5 in one run), not yet to 85, so `make demo-grounding`
-does not use it yet (README "Why See stays at 50").
+does not use it yet (configs/demo_grounding.md, "Why See stays at 50").
 
 Legend: N questions, T tokens (left-padded), S the CLIP crop side.
 """

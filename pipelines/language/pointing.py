@@ -2,8 +2,8 @@
 
 READ's SasP turns the similarity between the `[SEG]` state and the image-token states into SAM's points; it works
 because LLaVA-1.5's states already match a query to the patches it names. The tiny preset's random LLaVA does not
-(README "Why See stays at 50"), and READ's losses barely train the map (only SasP's continuous step passes a
-gradient). So the stand-in for LLaVA's pretraining can also teach it directly: every prompt is a training
+(configs/demo_grounding.md, "Why See stays at 50"), and READ's losses barely train the map (only SasP's continuous
+step passes a gradient). So the stand-in for LLaVA's pretraining can also teach it directly: every prompt is a training
 conversation exactly as READ's loader builds it (`pipelines.data.conversation.query_conversation`: same question and
 answer templates, the model's answer style), about a referring expression the synthetic datasets would write for
 one object of the scene, and the target is the set of patches that object covers. The same conversations, with a

@@ -2,8 +2,8 @@
 
 READ starts from LLaVA-1.5, which already answers questions about an image and whose states already match a query to
 the patches it names; the tiny preset's LLaVA starts random, and inside READ's training it does not learn to look a
-query word up in the image (README "Why See stays at 50"). Here the whole tiny LLaVA (tower, projector, LLM) learns,
-on scenes drawn afresh every step, any of `cfg.objectives` (summed):
+query word up in the image (configs/demo_grounding.md, "Why See stays at 50"). Here the whole tiny LLaVA (tower,
+projector, LLM) learns, on scenes drawn afresh every step, any of `cfg.objectives` (summed):
     caption   LLaVA's first stage: "Describe the shapes in this image." answered with the objects from left to right
               (pipelines/language/captions.py);
     presence  one answer token, yes or no, after "Is there {phrase} in this image?";
