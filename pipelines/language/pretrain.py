@@ -223,10 +223,9 @@ def target_shortfall(cfg: LanguagePretrainConfig, rows: list[dict]) -> str:
     """A warning naming each target (`target_accuracy`, `target_see`) the last evaluation is below, else ""."""
     if not rows or not (missed := missed_targets(cfg, rows[-1])):
         return ""
-    keys = {metric: key for key, metric in TARGETS.items()}
     last = rows[-1]
     below = "; ".join(f"held-out {metric} {100 * last[metric]:.1f}% after {last['step']} steps is below "
-                      f"{keys[metric]}={cfg.targets()[metric]}" for metric in missed)
+                      f"{key}={getattr(cfg, key)}" for key, metric in TARGETS.items() if metric in missed)
     return f"{below}; raise steps (or try another seed) for a stronger warm start"
 
 
