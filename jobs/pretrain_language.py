@@ -4,16 +4,17 @@ READ's answers to those requests, and/or captions of the scene (LLaVA's first st
 
     python -m jobs.pretrain_language out=runs/language [steps=2500] [kinds=[colour]]
         [objectives=[caption,lookup,presence,pointing,answers]] [model.llava_path=<an earlier run>/llava]
-        [keep_best=answer_see] [ray_address=auto]
+        [keep_best=answer_see] [restart_step=1000 "restart_below={acc_shape: 0.75}"] [ray_address=auto]
 
 Writes llava/ (a Hugging Face LLaVA folder: load it into READ with model.llava_path=<out>/llava, as LLaVA-1.5),
 metrics.parquet (held-out caption words predicted right, colour and shape; colour lookups answered right, chance
 1/7; yes/no accuracy per question kind, chance 50%; pointing AUC among the scene's objects per query type, chance
 0.5; answer CE and greedy decisions: true premises kept, false premises refused, See; `kept`: the evaluation whose
-weights llava/ holds, the last one unless keep_best names a held-out metric to keep the best of) and config.yaml. With
-model.llava_path set to the llava/ folder of an earlier run, training continues from it: a curriculum is one run per
-stage (e.g. captions first, then colour lookups, then presence questions, then READ's answers). See
-pipelines/language/pretrain.py for why.
+weights llava/ holds, the last one unless keep_best names a held-out metric to keep the best of; `attempt`, with
+restart_step: the rows of an attempt that was still on its plateau there come before those of the attempt that started
+over) and config.yaml. With model.llava_path set to the llava/ folder of an earlier run, training continues from it:
+a curriculum is one run per stage (e.g. captions first, then colour lookups, then presence questions, then READ's
+answers). See pipelines/language/pretrain.py for why.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jobs._ray import run_one_task
 from pipelines import storage
 from pipelines.language import LanguagePretrainConfig, pretrain_language
 from pipelines.language.pretrain import target_shortfall
+from pipelines.language.restarts import restart_lines
 from pipelines.train.preflight import check_weight_paths
 
 LLAVA_DIR = "llava"
@@ -50,8 +52,9 @@ def _report(row: dict) -> None:
     if "answer_refused" in row:
         answers += (f", greedy answers keep {100 * row['answer_kept']:.0f}% of true premises and refuse "
                     f"{100 * row['answer_refused']:.0f}% of false ones (See {100 * row['answer_see']:.1f})")
-    print(f"[pretrain_language] step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{caption}{presence}"
-          f"{lookup}{pointing}{answers}", flush=True)
+    attempt = f"attempt {row['attempt']} " if "attempt" in row else ""
+    print(f"[pretrain_language] {attempt}step {row['step']} {row['seconds']:.0f}s loss {row['loss']:.3f}{caption}"
+          f"{presence}{lookup}{pointing}{answers}", flush=True)
 
 
 def _pretrain(cfg: LanguagePretrainConfig) -> tuple[dict[str, bytes], list[dict]]:
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     storage.makedirs(folder)
     for name in sorted(files, key=lambda n: n == COMPLETE):  # config.json last
         storage.atomic_write_bytes(storage.join(folder, name), files[name])
+    for line in restart_lines(cfg, rows):
+        print(f"[pretrain_language] {line}", flush=True)
     if cfg.keep_best:
         kept = next(row for row in rows if row["kept"])
         print(f"[pretrain_language] keep_best={cfg.keep_best}: writing the LLaVA of step {kept['step']} "

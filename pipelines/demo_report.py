@@ -153,7 +153,7 @@ def language_stages(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
         table = table.sort_values("step")
         marked = table[table["kept"].astype(bool)] if "kept" in table.columns else table.iloc[:0]
         kept = marked.iloc[-1] if len(marked) else table.iloc[-1]
-        rows.append({"stage": stage, "step": int(kept["step"]), "minutes": float(table["seconds"].iloc[-1]) / 60}
+        rows.append({"stage": stage, "step": int(kept["step"]), "minutes": float(table["seconds"].max()) / 60}
                     | {name: float(kept[name]) if name in kept.index else float("nan") for name in LANGUAGE_FIGURES})
     return pd.DataFrame(rows, columns=["stage", "step", "minutes", *LANGUAGE_FIGURES])
 

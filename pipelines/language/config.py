@@ -61,6 +61,21 @@ class LanguagePretrainConfig:
     written is the one of the evaluation where it was highest (the first, on ties), as Hugging Face's
     load_best_model_at_end; "": the LLaVA after the last step. The answers' greedy See swings between evaluations
     while the decision settles (configs/demo_grounding.md, "Why See stays at 50")."""
+    restart_step: int = 0
+    """The evaluation step (a multiple of `eval_every`, below `steps`) at which an attempt that has not left its
+    plateau starts over: when a held-out metric of `restart_below` is below its value there, the LLaVA goes back to the
+    weights the run started from and trains again on another draw of scenes at `lr * restart_lr_scale`, at most
+    `max_restarts` times (the last attempt trains on whatever it reaches). Whether the tiny LLM leaves the constant
+    yes/no answer depends on the draw and on the first steps' lr (configs/demo_grounding.md, "Restarts of the
+    presence stage"). 0: never restart."""
+    restart_below: dict[str, float] = field(default_factory=dict)
+    """With `restart_step`: held-out metric -> the value it must reach by then, e.g. {acc_colour: 0.75, acc_shape:
+    0.75}; the metrics `keep_best` takes, and `acc_<kind>` of each question kind."""
+    max_restarts: int = 3
+    restart_lr_scale: float = 0.5
+    """A restarted attempt trains at `lr` times this, a gentler start: from some pointing LLaVAs the first steps at
+    the full lr knock the LLM onto the constant answer for colours too, on every draw, where half the lr learns both
+    (configs/demo_grounding.md, "Restarts of the presence stage")."""
     image_size: list[int] = field(default_factory=lambda: [64, 64])
     """Scene [width, height] in px, as the synthetic datasets (synth.image_size)."""
     min_objects: int = 2
@@ -118,3 +133,34 @@ class LanguagePretrainConfig:
             raise ValueError(f"image_size must be [width, height] with sides >= 32, got {list(self.image_size)}")
         if not 2 <= self.min_objects <= self.max_objects:
             raise ValueError(f"need 2 <= min_objects <= max_objects, got {self.min_objects}/{self.max_objects}")
+        self._check_restarts()
+
+    def restart_metrics(self) -> list[str]:
+        """The held-out metrics this run reports that `restart_below` may name."""
+        metrics = [m for m, objective in BEST_METRICS.items() if objective in self.objectives]
+        return metrics + ([f"acc_{k}" for k in self.kinds] if "presence" in self.objectives else [])
+
+    def _check_restarts(self) -> None:
+        if not 0.0 < self.restart_lr_scale <= 1.0:
+            raise ValueError(f"restart_lr_scale must be in (0, 1], got {self.restart_lr_scale}")
+        if self.restart_step < 0 or self.max_restarts < 0:
+            raise ValueError(f"restart_step and max_restarts must be >= 0, got {self.restart_step} / "
+                             f"{self.max_restarts}")
+        if not self.restart_step:
+            if self.restart_below:
+                raise ValueError(f"restart_below={dict(self.restart_below)} needs restart_step, the evaluation step "
+                                 "that checks it; set restart_step or restart_below={}")
+            return
+        if self.restart_step % self.eval_every or self.restart_step >= self.steps:
+            raise ValueError(f"restart_step={self.restart_step} must be a multiple of eval_every={self.eval_every} "
+                             f"below steps={self.steps}: the restart rule reads that evaluation")
+        if not self.restart_below:
+            raise ValueError("restart_step is set but restart_below is empty: name the held-out metrics to reach, "
+                             "e.g. restart_below={acc_shape: 0.75}, or set restart_step=0")
+        known = self.restart_metrics()
+        for metric, floor in self.restart_below.items():
+            if metric not in known:
+                raise ValueError(f"restart_below names {metric!r}, which objectives {list(self.objectives)} and kinds "
+                                 f"{list(self.kinds)} do not report; use one of {known}")
+            if not 0.0 <= floor <= 1.0:
+                raise ValueError(f"restart_below.{metric} must be in [0, 1], got {floor}")

@@ -40,6 +40,7 @@ from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.lookups import LookupBatch, LookupSampler
 from pipelines.language.pointing import PointingBatch, PointingSampler
 from pipelines.language.questions import QUESTION, presence_phrase
+from pipelines.language.restarts import attempt_streams, stalled
 from pipelines.synth.scene import sample_scene
 
 ANSWERS = ("yes", "no")
@@ -104,6 +105,83 @@ def yes_no_logits(llava: nn.Module, batch: QuestionBatch, yes_no: tuple[int, int
     return next_token_logits(llava, batch)[:, list(yes_no)]
 
 
+@dataclass
+class Objectives:
+    """The samplers of `cfg.objectives` (None where an objective is not trained) and their held-out sets, drawn once
+    per run: every attempt of a run trains on its own draw and is scored on the same held-out sets."""
+
+    cfg: LanguagePretrainConfig
+    model: READ
+    captions: CaptionSampler | None
+    questions: QuestionSampler | None
+    lookups: LookupSampler | None
+    pointing: PointingSampler | None
+    fp_rate: float
+    """Share of false premises among the conversations (0 without "answers")."""
+    yes_no: tuple[int, int]
+    held_questions: QuestionBatch | None
+    held_lookups: LookupBatch | None
+    held_pointing: PointingBatch | None
+    held_captions: CaptionBatch | None
+    words: dict
+    scale: float
+    """The pointing CE's temperature, sqrt(D) of the LLM."""
+
+    @classmethod
+    def build(cls, cfg: LanguagePretrainConfig, model: READ, tokenizer) -> Objectives:
+        sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}
+        captions = CaptionSampler(cfg, tokenizer, **sizes) if "caption" in cfg.objectives else None
+        questions = QuestionSampler(cfg, tokenizer, **sizes) if "presence" in cfg.objectives else None
+        lookups = LookupSampler(cfg, tokenizer, **sizes) if "lookup" in cfg.objectives else None
+        conversational = {"pointing", "answers"} & set(cfg.objectives)
+        pointing = PointingSampler(cfg, tokenizer, **sizes) if conversational else None
+        fp_rate = cfg.false_premise_rate if "answers" in cfg.objectives else 0.0
+        return cls(cfg=cfg, model=model, captions=captions, questions=questions, lookups=lookups, pointing=pointing,
+                   fp_rate=fp_rate, yes_no=answer_ids(tokenizer) if questions else (0, 0),
+                   held_questions=held_out_batch(cfg, questions) if questions else None,
+                   held_lookups=held_out_lookups(cfg, lookups) if lookups else None,
+                   held_pointing=held_out_pointing(cfg, pointing, fp_rate) if pointing else None,
+                   held_captions=held_out_captions(cfg, captions) if captions else None,
+                   words=word_ids(tokenizer) if captions else {},
+                   scale=math.sqrt(model.llava.config.text_config.hidden_size))
+
+    def losses(self, streams: dict) -> dict[str, torch.Tensor]:
+        """One training step's loss per objective, on `cfg.batch_size` fresh scenes each from `streams`
+        (`attempt_streams`)."""
+        cfg, llava, parts = self.cfg, self.model.llava, {}
+        if self.captions:
+            captioned = self.captions.batch(streams["caption"][0], cfg.batch_size)
+            parts["caption"] = next_token_ce(caption_logits(llava, captioned), captioned.labels)
+        if self.questions:
+            batch = self.questions.batch(*streams["presence"], cfg.batch_size)
+            targets = torch.tensor(self.yes_no)
+            parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
+                                                            torch.where(batch.yes, targets[0], targets[1]))
+        if self.lookups:
+            looked = self.lookups.batch(*streams["lookup"], cfg.batch_size)
+            parts["lookup"] = nn.functional.cross_entropy(next_token_logits(llava, looked), looked.answer)
+        if self.pointing:
+            batch = self.pointing.batch(*streams["pointing"], cfg.batch_size, self.fp_rate)
+            parts |= conversation_losses(cfg, self.model, batch, self.scale)
+        return parts
+
+    def held_out(self) -> dict[str, float]:
+        """The held-out metrics of every objective trained."""
+        llava, row = self.model.llava, {}
+        if self.held_captions is not None:
+            row |= caption_accuracy(llava, self.held_captions, self.words)
+        if self.held_questions is not None:
+            row |= accuracy(llava, self.held_questions, self.yes_no)
+        if self.held_lookups is not None:
+            row |= lookup_accuracy(llava, self.held_lookups, self.lookups.answer_ids)
+        if self.held_pointing is not None and "pointing" in self.cfg.objectives:
+            row |= pointing_accuracy(self.model, self.held_pointing)
+        if self.held_pointing is not None and "answers" in self.cfg.objectives:
+            row["answer_ce"] = answer_ce(self.model, self.held_pointing)
+            row |= decision_metrics(greedy_says_seg(self.model, self.held_pointing), self.held_pointing)
+        return row
+
+
 def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: Callable[[dict], None] = print
                    ) -> list[dict]:
     """Train `model.llava` in place on `cfg.objectives` (summed), its CLIP tower too unless
@@ -113,6 +191,10 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     token. pointing / answers: `conversation_losses`. Stops early at the first evaluation that reaches every target
     of `cfg.targets()` (yes/no accuracy, answers' See). With `cfg.keep_best`, `model.llava` ends with the weights of the
     evaluation `best_row` picks; every row's `kept` says whether its weights are the ones left in `model.llava`.
+    With `cfg.restart_step`, an attempt whose evaluation there is below `cfg.restart_below` starts over from the
+    weights `model.llava` came in with, on a new draw of scenes at `cfg.restart_lr_scale` times the lr
+    (pipelines/language/restarts.py); the rows of every
+    attempt are returned, each with its `attempt`, and only the last attempt's can be kept.
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
@@ -120,76 +202,48 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     if cfg.freeze_vision_tower:
         llava.model.vision_tower.requires_grad_(False)
     params = [p for p in llava.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
-    sizes = {"num_image_tokens": model.num_image_tokens, "clip_size": model.clip_image_size}
-    captions = CaptionSampler(cfg, tokenizer, **sizes) if "caption" in cfg.objectives else None
-    questions = QuestionSampler(cfg, tokenizer, **sizes) if "presence" in cfg.objectives else None
-    lookups = LookupSampler(cfg, tokenizer, **sizes) if "lookup" in cfg.objectives else None
-    conversational = {"pointing", "answers"} & set(cfg.objectives)
-    pointing = PointingSampler(cfg, tokenizer, **sizes) if conversational else None
-    fp_rate = cfg.false_premise_rate if "answers" in cfg.objectives else 0.0
-    yes_no = answer_ids(tokenizer) if questions else (0, 0)
-    held_questions = held_out_batch(cfg, questions) if questions else None
-    held_lookups = held_out_lookups(cfg, lookups) if lookups else None
-    held_pointing = held_out_pointing(cfg, pointing, fp_rate) if pointing else None
-    held_captions = held_out_captions(cfg, captions) if captions else None
-    words = word_ids(tokenizer) if captions else {}
-    scene_rng, rng = np.random.default_rng([cfg.seed, 0]), random.Random(cfg.seed)
-    point_scene_rng, point_rng = np.random.default_rng([cfg.seed, 2]), random.Random(cfg.seed * 1000 + 2)
-    caption_rng = np.random.default_rng([cfg.seed, 4])
-    lookup_scene_rng, lookup_rng = np.random.default_rng([cfg.seed, 6]), random.Random(cfg.seed * 1000 + 6)
-    scale = math.sqrt(llava.config.text_config.hidden_size)
-    targets = torch.tensor(yes_no)
-    rows, started, losses = [], time.perf_counter(), {name: [] for name in cfg.objectives}
-    llava.train()
-    for step in range(1, cfg.steps + 1):
-        parts = {}
-        if captions:
-            captioned = captions.batch(caption_rng, cfg.batch_size)
-            parts["caption"] = next_token_ce(caption_logits(llava, captioned), captioned.labels)
-        if questions:
-            batch = questions.batch(scene_rng, rng, cfg.batch_size)
-            parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
-                                                            torch.where(batch.yes, targets[0], targets[1]))
-        if lookups:
-            looked = lookups.batch(lookup_scene_rng, lookup_rng, cfg.batch_size)
-            parts["lookup"] = nn.functional.cross_entropy(next_token_logits(llava, looked), looked.answer)
-        if pointing:
-            parts |= conversation_losses(cfg, model, pointing.batch(point_scene_rng, point_rng, cfg.batch_size,
-                                                                      fp_rate), scale)
-        loss = sum(parts.values())
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        for name, part in parts.items():
-            losses[name].append(part.item())
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+    objectives = Objectives.build(cfg, model, tokenizer)
+    initial = {name: t.detach().clone() for name, t in llava.state_dict().items()} if cfg.restart_step else None
+    rows, started = [], time.perf_counter()
+    for attempt in range(cfg.max_restarts + 1 if cfg.restart_step else 1):
+        if attempt:
+            llava.load_state_dict(initial)
+        lr = cfg.lr * (cfg.restart_lr_scale if attempt else 1.0)
+        optimizer = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.0)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
+        streams = attempt_streams(cfg, attempt)
+        attempt_rows, losses, restart = [], {name: [] for name in cfg.objectives}, False
+        llava.train()
+        for step in range(1, cfg.steps + 1):
+            parts = objectives.losses(streams)
+            optimizer.zero_grad()
+            sum(parts.values()).backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            for name, part in parts.items():
+                losses[name].append(part.item())
+            if step % cfg.eval_every and step != cfg.steps:
+                continue
             row = {"step": step, "seconds": time.perf_counter() - started,
                    "loss": float(sum(np.mean(v) for v in losses.values()))}
-            row |= {f"loss_{name}": float(np.mean(v)) for name, v in losses.items()}
-            if held_captions is not None:
-                row |= caption_accuracy(llava, held_captions, words)
-            if held_questions is not None:
-                row |= accuracy(llava, held_questions, yes_no)
-            if held_lookups is not None:
-                row |= lookup_accuracy(llava, held_lookups, lookups.answer_ids)
-            if held_pointing is not None and "pointing" in cfg.objectives:
-                row |= pointing_accuracy(model, held_pointing)
-            if held_pointing is not None and "answers" in cfg.objectives:
-                row["answer_ce"] = answer_ce(model, held_pointing)
-                row |= decision_metrics(greedy_says_seg(model, held_pointing), held_pointing)
-            rows.append(row)
+            row |= {f"loss_{name}": float(np.mean(v)) for name, v in losses.items()} | objectives.held_out()
+            if cfg.restart_step:
+                row["attempt"] = attempt
+            attempt_rows.append(row)
             log(row)
             losses = {name: [] for name in cfg.objectives}
-            if best_row(cfg, rows) is row:
+            if restart := bool(stalled(cfg, row, attempt)):
+                break
+            if best_row(cfg, attempt_rows) is row:
                 chosen = row
                 if cfg.keep_best:
                     kept_state = {name: t.detach().clone() for name, t in llava.state_dict().items()}
             if cfg.targets() and not missed_targets(cfg, row):
                 break
+        rows += attempt_rows
+        if not restart:
+            break
     if cfg.keep_best:
         llava.load_state_dict(kept_state)
     for row in rows:

@@ -104,6 +104,15 @@ def test_language_stages_show_the_kept_evaluation_with_the_whole_stage_minutes()
     assert row["step"] == 500 and row["answer_see"] == 0.84 and row["minutes"] == 3.0
 
 
+def test_language_stages_count_the_minutes_of_every_attempt_of_a_restarted_stage():
+    # attempt 0 stalled at step 750 and was restarted; attempt 1 met its target at step 500, after attempt 0's rows
+    presence = pd.DataFrame({"step": [250, 500, 750, 250, 500], "seconds": [30.0, 60.0, 90.0, 120.0, 150.0],
+                             "acc": [0.6, 0.6, 0.61, 0.8, 0.95], "attempt": [0, 0, 0, 1, 1],
+                             "kept": [False, False, False, False, True]})
+    row = language_stages({"stage-3": presence}).iloc[0]
+    assert row["step"] == 500 and row["acc"] == 0.95 and row["minutes"] == 2.5
+
+
 def test_language_stages_refuse_a_stage_without_evaluations():
     with pytest.raises(ValueError, match="'stage-3'.*re-run that stage"):
         language_stages({"stage-3": pd.DataFrame({"step": [], "seconds": []})})
