@@ -193,8 +193,8 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
     evaluation `best_row` picks; every row's `kept` says whether its weights are the ones left in `model.llava`.
     With `cfg.restart_step`, an attempt whose evaluation there is below `cfg.restart_below` starts over from the
     weights `model.llava` came in with, on a new draw of scenes at `cfg.restart_lr_scale` times the lr
-    (pipelines/language/restarts.py); the rows of every
-    attempt are returned, each with its `attempt`, and only the last attempt's can be kept.
+    (pipelines/language/restarts.py); the rows of every attempt are returned, each with its `attempt`, and only the
+    last attempt's can be kept.
     """
     torch.manual_seed(cfg.seed)
     llava = model.llava
