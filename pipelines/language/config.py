@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from model.config import ReadModelConfig
@@ -12,6 +13,12 @@ BEST_METRICS = {"acc": "presence", "lookup_acc": "lookup", "point_auc": "pointin
 """`keep_best` choices: a held-out metric (higher is better) -> the objective that must be trained to report it."""
 TARGETS = {"target_accuracy": "acc", "target_see": "answer_see"}
 """Stop-rule keys -> the held-out metric each one reads (an objective of BEST_METRICS must report it)."""
+
+
+def unreached(row: dict, floors: dict[str, float]) -> list[str]:
+    """The metrics of `floors` (held-out metric -> the value to reach) that evaluation `row` is below; a NaN or
+    missing metric never reaches. The stop rule (`targets()`) and the restart rule (`restart_below`) both read it."""
+    return [metric for metric, floor in floors.items() if not row.get(metric, math.nan) >= floor]
 
 
 @dataclass(kw_only=True)

@@ -35,7 +35,7 @@ from pipelines.data.image import clip_preprocess
 from pipelines.data.templates import IMAGE_TOKEN
 from pipelines.data.tokenize import left_pad, tokenize
 from pipelines.language.captions import CaptionBatch, CaptionSampler, caption_accuracy, caption_logits, word_ids
-from pipelines.language.config import TARGETS, LanguagePretrainConfig
+from pipelines.language.config import TARGETS, LanguagePretrainConfig, unreached
 from pipelines.language.decisions import decision_metrics, greedy_says_seg
 from pipelines.language.lookups import LookupBatch, LookupSampler
 from pipelines.language.pointing import PointingBatch, PointingSampler
@@ -154,9 +154,8 @@ class Objectives:
             parts["caption"] = next_token_ce(caption_logits(llava, captioned), captioned.labels)
         if self.questions:
             batch = self.questions.batch(*streams["presence"], cfg.batch_size)
-            targets = torch.tensor(self.yes_no)
             parts["presence"] = nn.functional.cross_entropy(next_token_logits(llava, batch),
-                                                            torch.where(batch.yes, targets[0], targets[1]))
+                                                            torch.where(batch.yes, *self.yes_no))
         if self.lookups:
             looked = self.lookups.batch(*streams["lookup"], cfg.batch_size)
             parts["lookup"] = nn.functional.cross_entropy(next_token_logits(llava, looked), looked.answer)
@@ -270,7 +269,7 @@ def lr_factor(cfg: LanguagePretrainConfig, step: int) -> float:
 
 def missed_targets(cfg: LanguagePretrainConfig, row: dict) -> list[str]:
     """The held-out metrics of `cfg.targets()` that evaluation `row` has not reached (NaN never reaches)."""
-    return [metric for metric, value in cfg.targets().items() if not row.get(metric, math.nan) >= value]
+    return unreached(row, cfg.targets())
 
 
 def target_shortfall(cfg: LanguagePretrainConfig, rows: list[dict]) -> str:

@@ -14,7 +14,7 @@ import random
 
 import numpy as np
 
-from pipelines.language.config import LanguagePretrainConfig
+from pipelines.language.config import LanguagePretrainConfig, unreached
 
 STREAMS = {"presence": 0, "pointing": 2, "caption": 4, "lookup": 6}
 """Training draw -> its stream number (odd numbers draw the held-out sets, which every attempt shares)."""
@@ -39,7 +39,7 @@ def stalled(cfg: LanguagePretrainConfig, row: dict, attempt: int) -> list[str]:
     `cfg.restart_step` and a restart is left (NaN counts as below); [] otherwise, and the attempt trains on."""
     if not cfg.restart_step or row["step"] != cfg.restart_step or attempt >= cfg.max_restarts:
         return []
-    return [metric for metric, floor in cfg.restart_below.items() if not row.get(metric, float("nan")) >= floor]
+    return unreached(row, cfg.restart_below)
 
 
 def restart_lines(cfg: LanguagePretrainConfig, rows: list[dict]) -> list[str]:
