@@ -181,6 +181,11 @@ class Objectives:
         return row
 
 
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of `module`'s state dict that later training steps do not change (for `load_state_dict`)."""
+    return {name: t.detach().clone() for name, t in module.state_dict().items()}
+
+
 def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: Callable[[dict], None] = print
                    ) -> list[dict]:
     """Train `model.llava` in place on `cfg.objectives` (summed), its CLIP tower too unless
@@ -202,7 +207,7 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
         llava.model.vision_tower.requires_grad_(False)
     params = [p for p in llava.parameters() if p.requires_grad]
     objectives = Objectives.build(cfg, model, tokenizer)
-    initial = {name: t.detach().clone() for name, t in llava.state_dict().items()} if cfg.restart_step else None
+    initial = snapshot(llava) if cfg.restart_step else None
     rows, started = [], time.perf_counter()
     for attempt in range(cfg.max_restarts + 1 if cfg.restart_step else 1):
         if attempt:
@@ -237,7 +242,7 @@ def pretrain_llava(cfg: LanguagePretrainConfig, model: READ, tokenizer, *, log: 
             if best_row(cfg, attempt_rows) is row:
                 chosen = row
                 if cfg.keep_best:
-                    kept_state = {name: t.detach().clone() for name, t in llava.state_dict().items()}
+                    kept_state = snapshot(llava)
             if cfg.targets() and not missed_targets(cfg, row):
                 break
         rows += attempt_rows
