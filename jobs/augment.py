@@ -24,7 +24,8 @@ from pipelines.augment.readback import iter_metadata, iter_samples, shard_urls
 from pipelines.augment.source import AugmentingSource
 from pipelines.augment.summary import AugmentCounts, counting, counts_of, summary_table
 from pipelines.shards import BadSampleError, preprocess_source, summary_lines
-from pipelines.sources.refer import ReferSource
+from pipelines.sources import REFER_DATASETS
+from pipelines.sources.refer import ReferSource, default_split_by
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     inner = ReferSource(dataset=cfg.dataset, root=cfg.root, split=cfg.split, split_by=cfg.split_by)
     try:
         refs_path = inner.refs_path()  # names root/split_by before any work starts
+        inner.check()  # and a split the refs file holds
         instances_path = storage.join(inner.folder, "instances.json")
         instances = json.loads(storage.read_bytes(instances_path))
         coco = CocoIndex.from_instances(instances, source=instances_path)
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.export_refer:
             samples = counting(iter_samples(shard_urls(cfg.out)), counts)
             name = cfg.export_name or f"fp{cfg.dataset}"
-            split_by = refs_path.rsplit("refs(", 1)[1].removesuffix(").p")
+            read_by = refs_path.rsplit("refs(", 1)[1].removesuffix(").p")
+            split_by = default_split_by(name)[0] if name in REFER_DATASETS else read_by  # the file READ reads
             exported = export_refer(
                 samples, instances=instances, coco=coco, out_root=cfg.export_root or storage.join(cfg.out, "refer"),
                 name=name, split=cfg.split, split_by=split_by,

@@ -14,6 +14,7 @@ from pipelines import storage
 from pipelines.preprocess_config import PreprocessConfig
 from pipelines.shards import BadSampleError, preprocess_source, summary_lines
 from pipelines.sources import open_source
+from pipelines.sources.refer import ReferSource
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +23,14 @@ def main(argv: list[str] | None = None) -> int:
         source = open_source(cfg.dataset, cfg.root, cfg.split, split_by=cfg.split_by)
     except ValueError as err:
         raise SystemExit(f"bad configuration: {err}") from err
+    read_note = ""
+    if isinstance(source, ReferSource):
+        refs_path = source.refs_path()
+        cfg.split_by = refs_path.rsplit("refs(", 1)[1].removesuffix(").p")  # the variant read, so --config repeats it
+        read_note = f"# refs file read: {refs_path}\n"
+        print(f"[preprocess] {cfg.dataset}/{cfg.split}: reading {refs_path}", flush=True)
     storage.makedirs(cfg.out)
-    storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
+    storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), (config_yaml(cfg) + read_note).encode())
     started = init_ray(cfg.ray_address, num_cpus=max(cfg.num_workers, 1)) if cfg.num_workers > 0 else False
     try:
         summary = preprocess_source(

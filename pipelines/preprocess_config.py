@@ -23,7 +23,9 @@ class PreprocessConfig:
     out: str = MISSING
     """Output folder or fsspec URI (file://, s3://, ...) for *.tar, manifest.parquet, rejects.parquet, config.yaml."""
     split_by: str = ""
-    """REFER refs variant (refs(<split_by>).p); "" = unc for refcoco/+, umd for refcocog, berkeley|unc for refclef."""
+    """REFER refs variant, the file refs(<split_by>).p; "" reads what READ reads: unc_exclude_unified (refcoco, refcoco+,
+    R-refcoco, R-refcoco+) or umd_exclude_unified (refcocog, R-refcocog), falling back to REFER's unc / umd;
+    berkeley_exclude_unified for fprefcoco(+/g); unc for refclef. The job writes the variant it read here."""
     shard_max_samples: int = 1000
     """Most images per shard."""
     shard_max_bytes: int = 1 << 30

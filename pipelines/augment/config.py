@@ -28,7 +28,8 @@ class AugmentConfig:
     out: str = MISSING
     """Output folder or URI: shards, manifest.parquet, rejects.parquet, summary.parquet, config.yaml."""
     split_by: str = ""
-    """refs(<split_by>).p variant; "" picks the dataset's default (unc, umd, berkeley)."""
+    """refs(<split_by>).p variant read; "" reads what READ reads (see PreprocessConfig.split_by). The export writes
+    refs(<variant READ reads for export_name>).p, e.g. berkeley_exclude_unified for fprefcoco."""
     per_query: int = 1
     """False variants per true expression."""
     edits: list[str] = field(default_factory=lambda: list(EDIT_TYPES))

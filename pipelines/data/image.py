@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -20,13 +20,29 @@ SAM_STD = (58.395, 57.12, 57.375)
 """SAM normalisation on the [0, 255] scale."""
 
 
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag whose values 5-8 swap an image's width and height."""
+
+
 def decode_rgb(data: bytes) -> np.ndarray:
-    """Encoded image bytes (JPEG, PNG, ...) -> uint8 (H, W, 3) RGB. Raises ValueError when PIL cannot read them."""
+    """Encoded image bytes (JPEG, PNG, ...) -> uint8 (H, W, 3) RGB, decoded as READ decodes (`cv2.imread`): the EXIF
+    orientation tag is applied, so (H, W) is the upright size. Raises ValueError when the bytes cannot be decoded."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, Image.DecompressionBombError, SyntaxError) as err:
+            upright = ImageOps.exif_transpose(img)
+            return np.asarray(upright.convert("RGB"), dtype=np.uint8).copy()
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as err:
         raise ValueError(f"image bytes ({len(data)} B) are not a readable image: {err}") from err
+
+
+def upright_size(img: Image.Image) -> tuple[int, int]:
+    """(height, width) of an opened image after its EXIF orientation is applied, from the header only."""
+    width, height = img.size
+    try:
+        orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError):
+        orientation = 1
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
 def clip_preprocess(rgb_HW3: np.ndarray, size: int) -> torch.Tensor:

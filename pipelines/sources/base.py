@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from PIL import Image, UnidentifiedImageError
 
+from pipelines.data.image import decode_rgb, upright_size
 from schemas.sample import ShardSample
 
 
@@ -113,9 +114,10 @@ class BadImageError(ValueError):
 
 
 def read_image(path: str) -> tuple[bytes, str, int, int]:
-    """Read an image file and fully decode it once to prove it is not corrupt.
+    """Read an image file and fully decode it once, as READ does (EXIF orientation applied), to prove it is not corrupt.
 
-    Returns (original bytes, "jpeg" | "png", height, width). Raises BadImageError("missing_image: ..." or
+    Returns (original bytes, "jpeg" | "png", height, width), the size being the upright (EXIF-oriented) one that every
+    consumer of the bytes sees (`pipelines.data.image.decode_rgb`). Raises BadImageError("missing_image: ..." or
     "bad_image: ...") naming the file.
     """
     try:
@@ -128,8 +130,7 @@ def read_image(path: str) -> tuple[bytes, str, int, int]:
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = (img.format or "").lower()
-            img.load()
-            width, height = img.size
+        height, width = decode_rgb(data).shape[:2]
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise BadImageError(f"bad_image: {path} cannot be decoded ({type(err).__name__}: {err})") from err
     if fmt not in ("jpeg", "png"):
@@ -138,13 +139,21 @@ def read_image(path: str) -> tuple[bytes, str, int, int]:
 
 
 def image_size(path: str) -> tuple[int, int] | None:
-    """(height, width) from the image header only (cheap), or None when the file is missing or unreadable."""
+    """Upright (height, width) from the image header only (cheap), or None when the file is missing or unreadable."""
     try:
         with Image.open(path) as img:
-            width, height = img.size
+            return upright_size(img)
     except (FileNotFoundError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
-    return height, width
+
+
+def size_mismatch(path: str, height: int, width: int, recorded: tuple[int, int], where: str) -> str:
+    """The reject reason when an annotation file records another size than the upright image, else ""."""
+    if tuple(int(v) for v in recorded) == (height, width):
+        return ""
+    return (f"size_mismatch: {path} decodes (EXIF orientation applied, as READ's cv2.imread) to {height}x{width} "
+            f"(HxW), {where} records {recorded[0]}x{recorded[1]}; the masks would not line up, fix the annotation "
+            "or the image")
 
 
 def estimate_bytes(image_bytes: int, height: int, width: int, num_masks: int) -> int:

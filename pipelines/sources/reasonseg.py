@@ -1,10 +1,10 @@
 """ReasonSeg reader: `reason_seg/ReasonSeg/<split>/<stem>.jpg` + `<stem>.json` (LabelMe-like), one sample per image.
 
-Mask rule (LISA/READ): shapes labelled `flag` (case-insensitive) are skipped, labels containing `ignore` paint 255,
-others paint 1; each polygon's area is measured by drawing it (outline + fill), then polygons are painted largest
-first with a 1 px outline plus fill, so smaller ones overwrite larger ones. Coordinates are truncated to int.
+The JSON is read as UTF-8, then as cp1252 (LISA/READ). The mask is READ's `get_mask_from_json` drawn with OpenCV
+(`rasterise_shapes`): `flag` shapes skipped, `ignore` shapes 255, others 1, largest first, 1 px outline plus fill.
 Every `text` entry is a query "<stem>:<i>" sharing that mask; FP-Aug `false_premise_QA` entries become absent
-queries "<stem>:fp<k>" (no mask, the answer kept in `extra`).
+queries "<stem>:fp<k>" (no mask, the answer kept in `extra`). A JSON recording `imageHeight`/`imageWidth` other than
+the upright image's size is quarantined (`size_mismatch`).
 """
 
 from __future__ import annotations
@@ -14,53 +14,70 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
-from pipelines.sources.base import BadImageError, LoadResult, Reject, WorkUnit, estimate_bytes, image_size, read_image
+from pipelines.sources.base import (
+    BadImageError,
+    LoadResult,
+    Reject,
+    WorkUnit,
+    estimate_bytes,
+    image_size,
+    read_image,
+    size_mismatch,
+)
 from schemas.sample import Query, ShardSample, make_key
 
 IGNORE = 255
 
 
 def rasterise_shapes(shapes: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
-    """ReasonSeg shapes -> uint8 (H, W) mask with 0 background, 1 target, 255 ignore.
+    """ReasonSeg shapes -> uint8 (H, W) mask with 0 background, 1 target, 255 ignore, drawn as READ draws them.
+
+    READ's `get_mask_from_json` rule, with OpenCV: shapes labelled `flag` (case-insensitive) are skipped; each other
+    shape's area is measured by drawing it (`cv2.polylines` closed, thickness 1, then `cv2.fillPoly`) on a scratch
+    mask; shapes are then painted largest area first (`np.argsort(areas)[::-1]`, as READ orders them) with the same two calls, value 255 when the
+    label contains `ignore`, else 1, so smaller shapes overwrite larger ones. Points are truncated to int32 as
+    `np.array(points, dtype=np.int32)` does; shapes of 1 or 2 points are drawn too (a dot or a line), and points
+    outside the image are clipped by OpenCV.
 
     Args:
-        shapes: [{"label": str, "points": [[x, y], ...]}, ...]; every non-flag shape needs >= 3 points.
-        height, width: image size; points outside are clipped by the rasteriser.
+        shapes: [{"label": str, "points": [[x, y], ...]}, ...].
+        height, width: image size (the decoded, EXIF-oriented image).
 
     Raises:
-        ValueError: a non-flag shape has fewer than 3 points or non-numeric points ("bad_polygon: ...").
+        ValueError: a non-flag shape has no points or unreadable points ("bad_polygon: ...").
     """
-    polygons: list[tuple[int, list[tuple[int, int]], int]] = []  # (area, points, value)
+    polygons: list[tuple[int, np.ndarray, int]] = []  # (area, points (1, V, 2) int32, value)
     for i, shape in enumerate(shapes):
         label = str(shape.get("label", ""))
         if label.lower() == "flag":
             continue
-        points = shape.get("points")
         try:
-            pts = [(int(float(p[0])), int(float(p[1]))) for p in points]  # int() truncates, as the spec says
-        except (TypeError, ValueError, IndexError) as err:
+            pts = np.array([shape.get("points")], dtype=np.float64)
+        except (TypeError, ValueError) as err:
             raise ValueError(f"bad_polygon: shape {i} ({label!r}) has unreadable points: {err}") from err
-        if len(pts) < 3:
-            raise ValueError(f"bad_polygon: shape {i} ({label!r}) has {len(pts)} points, need >= 3")
+        if pts.ndim != 3 or pts.shape[1] == 0 or pts.shape[2] != 2 or not np.isfinite(pts).all():
+            raise ValueError(f"bad_polygon: shape {i} ({label!r}) needs a non-empty list of [x, y] points")
+        pts = pts.astype(np.int32)  # truncation toward zero, as np.array(points, dtype=np.int32)
         value = IGNORE if "ignore" in label.lower() else 1
-        polygons.append((_polygon_area(pts, height, width), pts, value))
-    # Largest first; a stable sort keeps file order among equal areas.
-    polygons.sort(key=lambda item: -item[0])
-    canvas = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for _, pts, value in polygons:
-        draw.polygon(pts, fill=value, outline=value)
-    return np.asarray(canvas, dtype=np.uint8).copy()
+        scratch = np.zeros((height, width), dtype=np.uint8)
+        _draw(scratch, pts, 1)
+        polygons.append((int(scratch.sum(dtype=np.int64)), pts, value))
+    # Largest first, in READ's exact order: np.argsort of the areas, reversed (ties come out in reverse file order).
+    order = np.argsort(np.array([area for area, _, _ in polygons], dtype=np.int64))[::-1]
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for k in order:
+        _, pts, value = polygons[int(k)]
+        _draw(mask, pts, value)
+    return mask
 
 
-def _polygon_area(pts: list[tuple[int, int]], height: int, width: int) -> int:
-    """Pixels covered by the polygon drawn with outline + fill (clipped to the image)."""
-    canvas = Image.new("1", (width, height), 0)
-    ImageDraw.Draw(canvas).polygon(pts, fill=1, outline=1)
-    return int(np.count_nonzero(np.asarray(canvas)))
+def _draw(canvas: np.ndarray, pts_1V2: np.ndarray, value: int) -> None:
+    """READ's drawing of one shape: closed 1-px outline, then fill, both with `value` (in place)."""
+    cv2.polylines(canvas, pts_1V2, True, value, 1)
+    cv2.fillPoly(canvas, pts_1V2, value)
 
 
 @dataclass(kw_only=True)
@@ -95,11 +112,15 @@ class ReasonSegSource:
         for stem in sorted(jsons):
             json_path = os.path.join(self.folder, stem + ".json")
             try:
-                with open(json_path, encoding="utf-8") as f:
-                    meta = json.load(f)
-                payload = _payload_of(meta)
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+                meta = read_labelme_json(json_path)
+            except (OSError, ValueError) as err:
                 rejects.append(Reject(source=json_path, key=stem, num_queries=0,
+                                      reason=f"bad_json: {json_path}: {err} (its queries cannot be counted)"))
+                continue
+            try:
+                payload = _payload_of(meta)
+            except ValueError as err:
+                rejects.append(Reject(source=json_path, key=stem, num_queries=_queries_held(meta),
                                       reason=f"bad_json: {json_path}: {err}"))
                 continue
             num_queries = len(payload["text"]) + len(payload["false_premise_QA"])
@@ -125,6 +146,10 @@ class ReasonSegSource:
             data, fmt, height, width = read_image(p["image"])
         except BadImageError as err:
             return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=n, reason=str(err))])
+        if p["recorded_size"] is not None:
+            reason = size_mismatch(p["image"], height, width, p["recorded_size"], f"{unit.source} (imageHeight/Width)")
+            if reason:
+                return LoadResult(rejects=[Reject(source=unit.source, key=unit.key, num_queries=n, reason=reason)])
         try:
             mask = rasterise_shapes(p["shapes"], height, width)
         except ValueError as err:
@@ -148,6 +173,30 @@ _KNOWN_KEYS = {"text", "is_sentence", "shapes", "false_premise_QA", "type", "que
                "imageHeight", "imageWidth", "version", "flags", "lineColor", "fillColor"}
 
 
+def read_labelme_json(path: str) -> Any:
+    """Parse a ReasonSeg JSON as LISA/READ do: UTF-8 first, then again as cp1252 when that fails.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: the bytes are JSON in neither encoding (the message says what both attempts found).
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as utf8_err:
+        try:
+            return json.loads(data.decode("cp1252"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as cp1252_err:
+            raise ValueError(f"not JSON as UTF-8 ({utf8_err}) nor as cp1252 ({cp1252_err})") from cp1252_err
+
+
+def _queries_held(meta: Any) -> int:
+    """Queries a parsed but invalid ReasonSeg JSON holds (its `text` entries), for the rejects' accounting."""
+    text = meta.get("text") if isinstance(meta, dict) else None
+    return 1 if isinstance(text, str) else len(text) if isinstance(text, list) else 0
+
+
 def _payload_of(meta: Any) -> dict[str, Any]:
     """Validate a ReasonSeg JSON and keep what loading needs (drops LabelMe's base64 `imageData`)."""
     if not isinstance(meta, dict):
@@ -168,7 +217,9 @@ def _payload_of(meta: Any) -> dict[str, Any]:
         types = [types] * len(text)
     plain = (str, int, float, bool, list, dict)
     extra = {k: v for k, v in meta.items() if k not in _KNOWN_KEYS and isinstance(v, plain)}
+    recorded = (meta.get("imageHeight"), meta.get("imageWidth"))
     return {
+        "recorded_size": list(recorded) if all(isinstance(v, int) and v > 0 for v in recorded) else None,
         "text": text,
         "is_sentence": bool(meta.get("is_sentence", False)),
         "shapes": [{"label": s.get("label", ""), "points": s.get("points")} for s in shapes],

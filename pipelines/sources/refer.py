@@ -10,68 +10,122 @@ mask of the ref's annotation (polygons or RLE via pycocotools, parts unioned, cl
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pipelines.sources.base import BadImageError, LoadResult, Reject, WorkUnit, estimate_bytes, read_image
-from pipelines.sources.safe_pickle import load_plain_pickle
+from pipelines.sources.base import (
+    BadImageError,
+    LoadResult,
+    Reject,
+    WorkUnit,
+    estimate_bytes,
+    read_image,
+    size_mismatch,
+)
+from pipelines.sources.safe_pickle import UnsafePickleError, load_plain_pickle
 from schemas.sample import EDIT_TYPES, Query, ShardSample, make_key
 
-DEFAULT_SPLIT_BY = {"refcocog": ("umd", "google"), "refclef": ("berkeley", "unc")}
-"""splitBy candidates tried in order when `split_by` is not given (the first whose refs file exists); default unc."""
+REFS_FILES = {
+    "refclef": ("unc",),
+    "refcocog": ("umd_exclude_unified", "umd"),
+    "R-refcocog": ("umd_exclude_unified", "umd"),
+    "fprefcoco": ("berkeley_exclude_unified",),
+    "fprefcoco+": ("berkeley_exclude_unified",),
+    "fprefcocog": ("berkeley_exclude_unified",),
+}
+"""splitBy candidates READ reads (`ReferSegDataset.determine_split_by`), first existing file wins; the plain
+`unc`/`umd` files are REFER's original download, read when SESAME's `*_exclude_unified` files are absent."""
+DEFAULT_REFS_FILES = ("unc_exclude_unified", "unc")
 
 
 def default_split_by(name: str) -> tuple[str, ...]:
-    """splitBy candidates for a REFER folder name: *g -> umd, refclef -> berkeley/unc, others -> unc."""
-    base = name.split("-", 1)[-1].removeprefix("fp")  # R-refcocog -> refcocog, fprefcocog -> refcocog
-    return DEFAULT_SPLIT_BY.get(base, ("unc",))
+    """splitBy candidates for a REFER dataset name, in the order they are tried (see REFS_FILES)."""
+    return REFS_FILES.get(name, DEFAULT_REFS_FILES)
+
+
+def select_split(refs: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+    """The refs of `split` as REFER's `getRefIds(split=...)` selects them: "test" is every split containing "test"
+    (testA + testB for unc), "testA"/"testB"/"testC" every split containing that letter, others by equality."""
+    if split == "test":
+        return [r for r in refs if "test" in r["split"]]
+    if split in ("testA", "testB", "testC"):
+        return [r for r in refs if split[-1] in r["split"]]
+    return [r for r in refs if r["split"] == split]
 
 
 def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """COCO segmentation (polygon list or RLE dict) -> uint8 (H, W) mask in {0, 1}, parts unioned.
+    """COCO/REFER segmentation -> uint8 (H, W) mask in {0, 1}, decoded as READ's loader does, parts unioned.
 
-    Polygon points outside the image are clipped by the rasteriser; an empty list gives an all-zero mask.
+    Accepted forms (READ's `decode_segmentation`, REFER's `getMask`):
+    - a list of polygons, handed whole to pycocotools `frPyObjects` (so a short part decodes as pycocotools decodes
+      it, and a first part of exactly 4 numbers is a box, as in READ);
+    - a list of RLE dicts (RefCLEF), `counts` compressed (str/bytes) or uncompressed (list of ints);
+    - one RLE dict (COCO crowd annotations; READ itself cannot index one, REFER's getMask can).
+    An empty list gives an all-zero mask. READ sums the decoded parts into uint8 (overlapping parts give 2); the
+    mask here is that sum clipped to 1, the same pixels.
 
     Raises:
-        ValueError: "bad_polygon: ..." (a part with < 3 points, odd or non-numeric coordinates) or
-            "bad_rle: ..." (malformed RLE or a size that is not (height, width)).
+        ValueError: "bad_polygon: ..." (non-numeric coordinates), "bad_rle: ..." (malformed RLE or a size that is not
+            (height, width)) or "bad_segmentation: ..." (neither form).
     """
-    if isinstance(segmentation, list):
-        if not segmentation:
-            return np.zeros((height, width), dtype=np.uint8)
-        parts = []
-        for k, part in enumerate(segmentation):
-            if not isinstance(part, (list, tuple)) or not all(isinstance(v, (int, float)) for v in part):
-                raise ValueError(f"bad_polygon: part {k} is not a flat list of numbers")
-            if len(part) % 2 or len(part) < 6:
-                raise ValueError(f"bad_polygon: part {k} has {len(part) / 2:g} points, need >= 3 (x, y) pairs")
-            parts.append([float(v) for v in part])
-        rles = mask_utils.frPyObjects(parts, height, width)
-        decoded = mask_utils.decode(rles)  # (H, W, parts)
-    elif isinstance(segmentation, dict):
-        size, counts = segmentation.get("size"), segmentation.get("counts")
-        if not isinstance(size, (list, tuple)) or [int(v) for v in size] != [height, width]:
-            raise ValueError(f"bad_rle: RLE size {size} is not the image size [{height}, {width}]")
+    if isinstance(segmentation, dict):
+        segmentation = [segmentation]
+    if not isinstance(segmentation, (list, tuple)):
+        raise ValueError(f"bad_segmentation: expected a polygon list or RLE dict(s), got {type(segmentation).__name__}")
+    if not segmentation:
+        return np.zeros((height, width), dtype=np.uint8)
+    if all(isinstance(part, dict) for part in segmentation):
+        decoded = _decode_rles(list(segmentation), height, width)
+    elif all(isinstance(part, (list, tuple)) for part in segmentation):
+        decoded = _decode_polygons(list(segmentation), height, width)
+    else:
+        kinds = sorted({type(part).__name__ for part in segmentation})
+        raise ValueError(f"bad_segmentation: parts must be all polygons (lists) or all RLE dicts, got {kinds}")
+    return (decoded.reshape(height, width, -1).sum(axis=2, dtype=np.int64) > 0).astype(np.uint8)
+
+
+def _decode_polygons(parts: list, height: int, width: int) -> np.ndarray:
+    """Polygon parts -> uint8 (H, W, parts) through pycocotools, as READ calls it."""
+    for k, part in enumerate(parts):
+        if not part or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in part):
+            raise ValueError(f"bad_polygon: part {k} is not a non-empty flat list of numbers")
+    try:
+        return mask_utils.decode(mask_utils.frPyObjects([[float(v) for v in part] for part in parts], height, width))
+    except (ValueError, TypeError, OverflowError, IndexError) as err:
+        raise ValueError(f"bad_polygon: pycocotools cannot decode the polygons ({type(err).__name__}: {err})") from err
+
+
+def _decode_rles(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
+    """RLE dicts -> uint8 (H, W, parts); uncompressed (list) counts go through `frPyObjects` first."""
+    compressed = []
+    for k, rle in enumerate(rles):
+        size, counts = rle.get("size"), rle.get("counts")
+        try:
+            same_size = [int(v) for v in size] == [height, width]
+        except (TypeError, ValueError):
+            same_size = False
+        if not same_size:
+            raise ValueError(f"bad_rle: part {k} has size {size}, not the image size [{height}, {width}]")
         try:
             if isinstance(counts, list):
-                rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+                compressed.append(mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width))
             elif isinstance(counts, (str, bytes)):
-                rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
+                compressed.append({"size": [height, width],
+                                   "counts": counts.encode() if isinstance(counts, str) else counts})
             else:
                 raise ValueError(f"counts must be a list, str or bytes, got {type(counts).__name__}")
-            decoded = mask_utils.decode(rle)
         except (ValueError, TypeError, OverflowError) as err:
-            raise ValueError(f"bad_rle: {err}") from err
-    else:
-        raise ValueError(f"bad_segmentation: expected a polygon list or RLE dict, got {type(segmentation).__name__}")
-    if decoded.ndim == 3:
-        decoded = decoded.max(axis=2)
-    return np.minimum(decoded, 1).astype(np.uint8)
+            raise ValueError(f"bad_rle: part {k}: {err}") from err
+    try:
+        return mask_utils.decode(compressed)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise ValueError(f"bad_rle: pycocotools cannot decode the RLE ({type(err).__name__}: {err})") from err
 
 
 def sentence_exists(sent: dict[str, Any]) -> bool:
@@ -98,6 +152,11 @@ class ReferSource:
     root: str
     split: str
     split_by: str = ""
+    _refs: list[Any] | None = field(default=None, init=False, repr=False, compare=False)
+    """The loaded refs, kept between `check()` and `index()` on the driver (never shipped to workers)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_refs"} | {"_refs": None}
 
     @property
     def folder(self) -> str:
@@ -127,29 +186,51 @@ class ReferSource:
         )
 
     def check(self) -> None:
-        self.refs_path()
-
-    def index(self) -> tuple[list[WorkUnit], list[Reject]]:
+        """Raise ValueError when the refs file is missing or no ref is in `split` (naming the file's splits)."""
         refs_path = self.refs_path()
+        refs = self._load_refs(refs_path)
+        if isinstance(refs, Reject):
+            return  # index() quarantines the unreadable file
+        splits = sorted({r["split"] for r in refs if isinstance(r, dict) and isinstance(r.get("split"), str)})
+        if not select_split([{"split": name} for name in splits], self.split):
+            raise ValueError(f"split: {refs_path} has no ref in split {self.split!r}; its splits are {splits} "
+                             "(test = every split containing 'test', as REFER's getRefIds)")
+
+    def _load_refs(self, refs_path: str) -> list[Any] | Reject:
+        """The refs list (cached), or the Reject that quarantines an unreadable or unsafe file."""
+        if self._refs is not None:
+            return self._refs
         try:
             with open(refs_path, "rb") as f:
                 refs = load_plain_pickle(f.read(), name=refs_path)
             if not isinstance(refs, list):
                 raise ValueError(f"{refs_path}: expected a list of refs, got {type(refs).__name__}")
         except (OSError, ValueError) as err:
-            code = "unsafe_pickle" if type(err).__name__ == "UnsafePickleError" else "bad_refs"
-            reject = Reject(source=refs_path, key=os.path.basename(refs_path), num_queries=0, reason=f"{code}: {err}")
-            return [], [reject]
+            code = "unsafe_pickle" if isinstance(err, UnsafePickleError) else "bad_refs"
+            return Reject(source=refs_path, key=os.path.basename(refs_path), num_queries=0,
+                          reason=f"{code}: {err} (its queries cannot be counted)")
+        self._refs = refs
+        return refs
+
+    def index(self) -> tuple[list[WorkUnit], list[Reject]]:
+        refs_path = self.refs_path()
+        refs = self._load_refs(refs_path)
+        if isinstance(refs, Reject):
+            return [], [refs]
 
         rejects: list[Reject] = []
         split_refs = []
         for i, ref in enumerate(refs):
+            split = ref.get("split") if isinstance(ref, dict) else None
+            if isinstance(split, str) and not select_split([ref], self.split):
+                continue  # another split's ref, good or bad, is not this job's business
             problem = _ref_problem(ref)
             if problem:
                 n = len(ref["sentences"]) if isinstance(ref, dict) and isinstance(ref.get("sentences"), list) else 0
-                rejects.append(Reject(source=refs_path, key=f"ref#{i}", num_queries=n, reason=f"bad_ref: {problem}"))
-            elif ref["split"] == self.split:
-                split_refs.append(ref)
+                key = f"ref {ref['ref_id']}" if isinstance(ref, dict) and "ref_id" in ref else f"ref#{i}"
+                rejects.append(Reject(source=refs_path, key=key, num_queries=n, reason=f"bad_ref: {problem}"))
+            else:
+                split_refs.append(_plain_ref(ref))
 
         instances_path = os.path.join(self.folder, "instances.json")
         try:
@@ -210,10 +291,10 @@ class ReferSource:
         except BadImageError as err:
             return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=unit.num_queries or 0,
                                               reason=str(err))])
-        if (height, width) != (p["height"], p["width"]):
-            return LoadResult(rejects=[Reject(
-                source=p["image"], key=unit.key, num_queries=unit.num_queries or 0,
-                reason=f"size_mismatch: image is {height}x{width}, instances.json says {p['height']}x{p['width']}")])
+        reason = size_mismatch(p["image"], height, width, (p["height"], p["width"]), "instances.json")
+        if reason:
+            return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=unit.num_queries or 0,
+                                              reason=reason)])
         queries, rejects = [], []
         for ref in p["refs"]:
             try:
@@ -236,19 +317,38 @@ class ReferSource:
         return LoadResult(sample=sample, rejects=rejects)
 
 
+def _is_int(value: Any) -> bool:
+    """An integer id, Python's or numpy's (REFER pickles re-saved by Python 3 may hold numpy scalars)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _ref_problem(ref: Any) -> str:
-    """Why a ref record is malformed ("" when it is fine)."""
+    """Why a ref record is malformed ("" when it is fine); the message names the ref_id and the fix."""
     if not isinstance(ref, dict):
         return f"expected a dict, got {type(ref).__name__}"
-    for name in ("ref_id", "ann_id", "image_id", "split", "sentences"):
-        if name not in ref:
-            return f"ref {ref.get('ref_id', '?')} has no '{name}'"
+    missing = [name for name in ("ref_id", "ann_id", "image_id", "split", "sentences") if name not in ref]
+    if missing:
+        return f"ref {ref.get('ref_id', '?')} has no {missing}"
+    if isinstance(ref["ann_id"], (list, tuple)):
+        return (f"ref {ref['ref_id']} has a list ann_id {list(ref['ann_id'])}: that is the gRefCOCO layout (several or "
+                "no targets per expression), which REFER-family readers do not define; point root= at the dataset's "
+                "own refs files")
+    for name in ("ref_id", "ann_id", "image_id"):
+        if not _is_int(ref[name]):
+            return f"ref {ref['ref_id']}: {name} must be an integer, got {type(ref[name]).__name__} {ref[name]!r}"
     if not isinstance(ref["sentences"], list):
         return f"ref {ref['ref_id']}: 'sentences' is not a list"
     for s in ref["sentences"]:
-        if not isinstance(s, dict) or "sent_id" not in s or not isinstance(s.get("sent", s.get("raw")), str):
-            return f"ref {ref['ref_id']}: a sentence lacks sent_id or sent text"
+        if not isinstance(s, dict) or not _is_int(s.get("sent_id")) or not isinstance(s.get("sent", s.get("raw")), str):
+            return f"ref {ref['ref_id']}: a sentence lacks an integer sent_id or its sent text"
     return ""
+
+
+def _plain_ref(ref: dict[str, Any]) -> dict[str, Any]:
+    """A valid ref with its ids as Python ints (numpy scalars do not survive the JSON work-unit payload)."""
+    out = dict(ref, ref_id=int(ref["ref_id"]), ann_id=int(ref["ann_id"]), image_id=int(ref["image_id"]))
+    out["sentences"] = [dict(s, sent_id=int(s["sent_id"])) for s in ref["sentences"]]
+    return out
 
 
 def _sentence_payload(s: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A pickle is a program: `pickle.load` can call any importable function (`os.system`, ...). The refs files only hold
 lists/dicts of strings and numbers, so the unpickler below refuses every global lookup except the builtin
-container types set/frozenset/bytearray; the opcodes that build
+container types set/frozenset/bytearray and numpy's scalar reconstructor and dtype; the opcodes that build
 builtin containers and scalars need none. A pickle that references any callable fails before anything runs.
 """
 
@@ -12,13 +12,30 @@ import io
 import pickle
 from typing import Any
 
+import numpy as np
+
 
 class UnsafePickleError(ValueError):
     """The pickle tried to reference a global (a class or function); nothing was executed."""
 
 
-_SAFE_GLOBALS = {("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "bytearray"): bytearray}
-"""Container types older protocols reach through a global lookup; constructing them runs no user code."""
+_SCALAR = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+
+
+def _numpy_scalar(dtype: np.dtype, data: Any = None) -> Any:
+    """numpy's scalar reconstructor (what `pickle.dumps(np.int64(3))` calls), returned as the Python scalar."""
+    value = _SCALAR(dtype, data) if data is not None else _SCALAR(dtype)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+_SAFE_GLOBALS = {
+    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "bytearray"): bytearray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar, ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+}
+"""Container types older protocols reach through a global lookup, and the two numpy names a pickled numpy scalar
+needs (a REFER pickle re-saved by Python 3 may hold `np.int64` ids); constructing them runs no user code. numpy
+scalars come back as Python scalars."""
 
 
 class _ContainersOnlyUnpickler(pickle.Unpickler):
@@ -35,7 +52,7 @@ class _ContainersOnlyUnpickler(pickle.Unpickler):
 
 
 def load_plain_pickle(data: bytes, *, name: str = "<bytes>") -> Any:
-    """Unpickle `data` admitting only builtin containers (list, dict, tuple, set) and scalars.
+    """Unpickle `data` admitting only builtin containers (list, dict, tuple, set) and scalars (numpy's as Python's).
 
     Raises:
         UnsafePickleError: the pickle references a global (class, function); message names `name`.
