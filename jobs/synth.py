@@ -1,7 +1,8 @@
 """Write the synthetic raw datasets: `python -m jobs.synth out=DIR seed=0 [image_size=[640,480]] [key=value ...]`.
 
-Writes ReasonSeg, the REFER family, LLaVA-Instruct and ADE20K trees in their real on-disk formats under `out`
-(see pipelines/synth), plus `synth_summary.json` (counts) and the resolved `config.yaml`.
+Writes ReasonSeg, the REFER family (RefCOCO/+/g, R-RefCOCO*, FP-RefCOCO*, RefCLEF), LLaVA-Instruct and ADE20K trees in
+their real on-disk formats, as READ's loaders read them, under `out` (see pipelines/synth), plus `synth_summary.json`
+(counts) and the resolved `config.yaml`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 DATASETS = ("reasonseg", "refcoco", "refcoco+", "refcocog", "R-refcoco", "R-refcoco+", "R-refcocog", "fprefcoco",
-            "fprefcoco+", "fprefcocog", "llava_vqa", "ade20k")
+            "fprefcoco+", "fprefcocog", "refclef", "llava_vqa", "ade20k")
 """Dataset names `SynthConfig.datasets` accepts (the same names the preprocessing job takes)."""
 
 
@@ -30,7 +30,8 @@ class SynthConfig:
     num_reasonseg_train: int = 24
     """ReasonSeg train images."""
     num_reasonseg_val: int = 8
-    """ReasonSeg val images."""
+    """ReasonSeg val images. Per split, the last JSON is written in cp1252 and the first train image carries an EXIF
+    rotation (see pipelines.synth.reasonseg)."""
     num_refcoco_train: int = 40
     """RefCOCO (and refcoco+, R-refcoco(+), fprefcoco(+)) train images."""
     num_refcoco_val: int = 12
@@ -45,6 +46,16 @@ class SynthConfig:
     """RefCOCOg val images."""
     num_refcocog_test: int = 8
     """RefCOCOg test images."""
+    num_refclef_train: int = 12
+    """RefCLEF train images (saiapr_tc-12 pool, separate from the COCO pool of the RefCOCO family)."""
+    num_refclef_val: int = 4
+    """RefCLEF val images."""
+    num_refclef_testA: int = 2
+    """RefCLEF testA images."""
+    num_refclef_testB: int = 2
+    """RefCLEF testB images."""
+    num_refclef_testC: int = 2
+    """RefCLEF testC images (REFER's RefCLEF unc split has testA, testB and testC)."""
     num_llava: int = 24
     """LLaVA-Instruct conversations (one image each)."""
     num_ade20k: int = 16
@@ -54,7 +65,8 @@ class SynthConfig:
     max_sents_per_ref: int = 3
     """REFER: at most this many true sentences per ref."""
     rle_fraction: float = 0.25
-    """Fraction of REFER annotations stored as RLE (pycocotools, `counts` as str) instead of polygons."""
+    """Fraction of RefCOCO-family annotations whose `segmentation` is a one-element list of RLE dicts (pycocotools,
+    `counts` as str) instead of a polygon list. RefCLEF annotations are always lists of RLE dicts."""
     noise: float = 6.0
     """Half-range of the uniform per-pixel background noise (0 = plain background)."""
     jpeg_quality: int = 90

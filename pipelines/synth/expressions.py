@@ -36,6 +36,9 @@ SENTENCE_TEMPLATES = (
     "Several shapes are drawn on this canvas; please identify {desc}.",
 )
 """Long (is_sentence) query templates; `{desc}` is the expression with shape names paraphrased."""
+APOSTROPHE_TEMPLATE = "Where\u2019s {desc} in this picture?"
+"""A long-query template with a curly apostrophe (U+2019: byte 0x92 in cp1252, which is not valid UTF-8), used for
+the first text of each ReasonSeg JSON written in cp1252; never drawn at random."""
 
 
 @dataclass(frozen=True)
@@ -234,9 +237,13 @@ def false_premise(rng: np.random.Generator, expr: Expression, objects: Sequence[
     return options[int(rng.integers(len(options)))]
 
 
-def sentence(rng: np.random.Generator, expr: Expression) -> str:
-    """A long (is_sentence) query for `expr`: a question template around the paraphrased expression."""
-    template = SENTENCE_TEMPLATES[int(rng.integers(len(SENTENCE_TEMPLATES)))]
+def sentence(rng: np.random.Generator, expr: Expression, template: str | None = None) -> str:
+    """A long (is_sentence) query for `expr`: a question template around the paraphrased expression.
+
+    `template` None draws one of SENTENCE_TEMPLATES from `rng`; a given template draws nothing.
+    """
+    if template is None:
+        template = SENTENCE_TEMPLATES[int(rng.integers(len(SENTENCE_TEMPLATES)))]
     return template.format(desc=expr.text(paraphrase=True))
 
 
@@ -264,7 +271,7 @@ def _unparaphrase(text: str) -> str:
 
 def parse(text: str) -> Expression | None:
     """Inverse of `Expression.text` and `sentence` (returns None for text outside the grammar)."""
-    for template in SENTENCE_TEMPLATES:
+    for template in (*SENTENCE_TEMPLATES, APOSTROPHE_TEMPLATE):
         pattern = "^" + re.escape(template).replace(re.escape("{desc}"), "(?P<desc>.+)") + "$"
         m = re.match(pattern, text)
         if m:

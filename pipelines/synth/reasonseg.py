@@ -1,9 +1,19 @@
 """ReasonSeg writer: `reason_seg/ReasonSeg/<split>/<stem>.jpg` + `<stem>.json` (LabelMe-like).
 
 JSON keys: `text` (1-3 instructions, all naming the same target set), `is_sentence`, `shapes` (LabelMe polygons:
-label "target", sometimes one "ignore" (another object) and one "flag" (a random quad that readers must skip)).
-Extra keys readers may ignore: `query_types` (one type per `text` entry: colour | shape | colour+shape | spatial |
-size) and `objects` (the drawn ground truth: index, colour, shape, bbox, area) and `target_indices`.
+label "target", sometimes one "ignore" (another object) and one "flag" (a random quad that readers must skip)),
+`imagePath`, and `imageHeight`/`imageWidth` (the UPRIGHT size, as LabelMe records it). Extra keys readers may ignore:
+`query_types` (one type per `text` entry: colour | shape | colour+shape | spatial | size), `objects` (the drawn ground
+truth: index, colour, shape, bbox, area, centre) and `target_indices`.
+
+Objects are painted on, and their truth areas/boxes measured from, the mask READ's `get_mask_from_json` draws for
+their polygon (`pipelines.sources.reasonseg.rasterise_shapes`, OpenCV), so the image and the reader's mask agree.
+
+Three files per tree carry the real files' quirks:
+- per split, the LAST JSON is encoded in cp1252 (not UTF-8), its first text using `APOSTROPHE_TEMPLATE` (a curly
+  apostrophe, byte 0x92), as some ReasonSeg files are; READ re-reads such files as cp1252;
+- the FIRST train image is stored rotated with an EXIF Orientation tag (6) that makes it upright when decoded with EXIF
+  applied (cv2.imread), as phone photos are; its polygons and imageHeight/imageWidth are in upright coordinates.
 """
 
 from __future__ import annotations
@@ -13,10 +23,30 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.sources.reasonseg import rasterise_shapes
 from pipelines.synth.config import SynthConfig
-from pipelines.synth.expressions import Expression, candidates, margin_px, pick, plural_candidates, sentence
+from pipelines.synth.expressions import (
+    APOSTROPHE_TEMPLATE,
+    Expression,
+    candidates,
+    margin_px,
+    pick,
+    plural_candidates,
+    sentence,
+)
 from pipelines.synth.rng import rng_for
-from pipelines.synth.scene import Scene, encode_jpeg, sample_scene
+from pipelines.synth.scene import Scene, encode_jpeg, encode_jpeg_rotated, sample_scene
+
+CP1252 = "cp1252"
+ROTATED_ORIENTATION = 6
+"""EXIF Orientation of the rotated train image (the viewer rotates the stored pixels 90 degrees clockwise)."""
+
+
+def opencv_mask(polygon: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 (H, W) {0, 1}: the pixels READ's `get_mask_from_json` marks for one target polygon (via the reader's
+    `rasterise_shapes`, given the points exactly as the JSON stores them)."""
+    points = [[float(x), float(y)] for x, y in polygon]
+    return (rasterise_shapes([{"label": "target", "points": points}], height, width) == 1).astype(np.uint8)
 
 
 def _shape(label: str, points: np.ndarray) -> dict:
@@ -38,14 +68,31 @@ def _choose(rng: np.random.Generator, scene: Scene) -> tuple[list[Expression], l
     raise AssertionError("every object of a non-overlapping scene has an unambiguous expression")
 
 
+def is_cp1252(cfg: SynthConfig, split: str, index: int) -> bool:
+    """Whether sample `index` of `split` is the one JSON of that split written in cp1252 (the last one)."""
+    n = cfg.num_reasonseg_train if split == "train" else cfg.num_reasonseg_val
+    return index == n - 1
+
+
+def is_rotated(split: str, index: int) -> bool:
+    """Whether sample `index` of `split` is the EXIF-rotated image (the first train image)."""
+    return split == "train" and index == 0
+
+
 def sample_record(cfg: SynthConfig, split: str, index: int) -> tuple[Scene, dict]:
-    """The scene and JSON record of one ReasonSeg sample."""
+    """The (upright) scene and JSON record of one ReasonSeg sample.
+
+    The cp1252 sample (`is_cp1252`) is always a long query whose first text uses APOSTROPHE_TEMPLATE.
+    """
     rng = rng_for(cfg.seed, "reasonseg", split, index)
     scene = sample_scene(rng, width=cfg.width, height=cfg.height, min_objects=cfg.min_objects,
-                         max_objects=cfg.max_objects, noise=cfg.noise)
+                         max_objects=cfg.max_objects, noise=cfg.noise, rasteriser=opencv_mask)
     exprs, targets = _choose(rng, scene)
-    is_sentence = bool(rng.random() < 0.5)
+    cp1252 = is_cp1252(cfg, split, index)
+    is_sentence = bool(rng.random() < 0.5) or cp1252
     texts = [sentence(rng, e) if is_sentence else e.text() for e in exprs]
+    if cp1252:
+        texts[0] = sentence(rng, exprs[0], APOSTROPHE_TEMPLATE)
     shapes = [_shape("target", scene.objects[t].polygon) for t in targets]
     others = [o for o in scene.objects if o.index not in targets]
     if others and rng.random() < 0.3:
@@ -69,9 +116,17 @@ def write_reasonseg(cfg: SynthConfig, root: Path) -> dict[str, dict]:
         for i in range(n):
             scene, record = sample_record(cfg, split, i)
             stem = f"synth_{split}_{i:05d}"
-            record["imagePath"] = f"{stem}.jpg"
-            (folder / f"{stem}.jpg").write_bytes(encode_jpeg(scene.image, cfg.jpeg_quality))
-            (folder / f"{stem}.json").write_text(json.dumps(record, indent=1))
+            record.update(imagePath=f"{stem}.jpg", imageHeight=scene.height, imageWidth=scene.width)
+            if is_rotated(split, i):
+                jpeg = encode_jpeg_rotated(scene.image, cfg.jpeg_quality, ROTATED_ORIENTATION)
+            else:
+                jpeg = encode_jpeg(scene.image, cfg.jpeg_quality)
+            (folder / f"{stem}.jpg").write_bytes(jpeg)
+            if is_cp1252(cfg, split, i):
+                data = json.dumps(record, indent=1, ensure_ascii=False).encode(CP1252)
+            else:
+                data = json.dumps(record, indent=1).encode("ascii")
+            (folder / f"{stem}.json").write_bytes(data)
             queries += len(record["text"])
         summary[split] = {"images": n, "queries": queries}
     return summary

@@ -1,14 +1,16 @@
 """Scenes of coloured shapes: sample non-overlapping objects, then draw the RGB image and each object's mask.
 
 Objects never overlap (placement is rejection-sampled with a gap), so no object hides another, and every object's
-mask is exactly its polygon as pycocotools rasterises it (what REFER readers decode); the image is painted from
-that mask.
+mask is exactly its polygon as the dataset's reader rasterises it; the image is painted from that mask. By default
+that is pycocotools (`rasterise`, what REFER readers decode); ReasonSeg scenes pass READ's OpenCV drawing instead
+(pipelines.synth.reasonseg).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,7 @@ class SceneObject:
         index: position in `Scene.objects`.
         colour, shape: names from pipelines.synth.palette.
         polygon: float (V, 2) outline (x, y) in pixels, inside the image.
-        mask: uint8 (H, W) in {0, 1}: the pixels painted for this object (pycocotools rasterisation of `polygon`).
+        mask: uint8 (H, W) in {0, 1}: the pixels painted for this object (the scene's rasterisation of `polygon`).
         area: number of mask pixels.
         bbox: (x, y, w, h) of the mask (COCO convention, pixels).
         cx, cy: centre of the mask in pixels.
@@ -82,14 +84,21 @@ def _place(rng: np.random.Generator, n: int, width: int, height: int) -> list[tu
     return placed
 
 
+Rasteriser = Callable[[np.ndarray, int, int], np.ndarray]
+"""(float (V, 2) polygon, height, width) -> uint8 (H, W) {0, 1} mask of the pixels a reader assigns to the polygon."""
+
+
 def sample_scene(rng: np.random.Generator, *, width: int, height: int, min_objects: int, max_objects: int,
-                 noise: float) -> Scene:
+                 noise: float, rasteriser: Rasteriser | None = None) -> Scene:
     """Draw a scene of `min_objects..max_objects` shapes on a grey, optionally noisy background.
 
     Images too small for `min_objects` shapes (rare below ~64 px) may get fewer, but never fewer than 2.
 
     Colours and shapes may repeat (so that a single word is often not enough to pick an object out).
+    Each object is painted exactly on `rasteriser(polygon, height, width)` (default `rasterise`, pycocotools), which
+    is also its `mask`; the rasteriser draws no random numbers, so it never changes the rest of the scene.
     """
+    rasteriser = rasterise if rasteriser is None else rasteriser
     n_target = int(rng.integers(min_objects, max_objects + 1))
     discs = _place(rng, n_target, width, height)
     for attempt in range(1000):  # too crowded for the sampled sizes: start over (rare; tiny images only)
@@ -114,11 +123,13 @@ def sample_scene(rng: np.random.Generator, *, width: int, height: int, min_objec
         polygon = np.round(np.clip(polygon, 0, [width - 1, height - 1]), 2)
         jitter = rng.integers(-12, 13, size=3)
         fill = tuple(int(v) for v in np.clip(np.array(COLOURS[colour]) + jitter, 0, 255))
-        # Rasterise the way COCO readers will (pycocotools), so polygon annotations decode to exactly these pixels.
-        mask = rasterise(polygon, height, width)
+        # Rasterise the way the dataset's reader will, so the annotation decodes to exactly these pixels.
+        mask = rasteriser(polygon, height, width)
         x0, y0 = max(0, int(np.floor(polygon[:, 0].min())) - 1), max(0, int(np.floor(polygon[:, 1].min())) - 1)
         x1, y1 = int(np.ceil(polygon[:, 0].max())) + 2, int(np.ceil(polygon[:, 1].max())) + 2
         crop_HW = np.ascontiguousarray(mask[y0:y1, x0:x1])
+        if int(crop_HW.sum()) != int(mask.sum()):
+            raise AssertionError(f"rasteriser marked pixels outside the polygon's box {(x0, y0, x1, y1)}")
         image.paste(fill, (x0, y0), mask=Image.fromarray(crop_HW * np.uint8(255), "L"))  # image and mask agree
         ys, xs = np.nonzero(crop_HW)
         ys, xs = ys + y0, xs + x0
@@ -156,4 +167,25 @@ def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     """RGB image -> JPEG bytes (deterministic for the same input)."""
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+EXIF_ORIENTATION = 0x0112
+"""EXIF tag: how a viewer must rotate/flip the stored pixels to show the image upright."""
+_STORED_FOR_ORIENTATION = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+"""Orientation -> transpose turning upright pixels into the stored ones (6: the viewer rotates 90 degrees clockwise,
+so the pixels are stored rotated 90 degrees counter-clockwise; 8 is the reverse)."""
+
+
+def encode_jpeg_rotated(image: Image.Image, quality: int, orientation: int = 6) -> bytes:
+    """Upright RGB image -> JPEG bytes whose pixels are stored rotated (width and height swapped) and whose EXIF
+    Orientation tag (6 or 8) turns them upright again when decoded with EXIF applied (`cv2.imread`,
+    `PIL.ImageOps.exif_transpose`), as phone photos are stored. Deterministic for the same input."""
+    if orientation not in _STORED_FOR_ORIENTATION:
+        raise ValueError(f"orientation must be one of {sorted(_STORED_FOR_ORIENTATION)}, got {orientation}")
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    buf = io.BytesIO()
+    image.transpose(_STORED_FOR_ORIENTATION[orientation]).save(buf, format="JPEG", quality=quality,
+                                                               exif=exif.tobytes())
     return buf.getvalue()

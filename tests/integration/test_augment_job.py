@@ -113,7 +113,7 @@ def test_tables_and_config(ray_run, synth_root):
 
 def test_export_reads_back_through_preprocess(ray_run, tmp_path):
     export_root = ray_run / "refer"
-    assert (export_root / "refer_seg" / "fprefcoco" / "refs(unc).p").exists()
+    assert (export_root / "refer_seg" / "fprefcoco" / "refs(berkeley_exclude_unified).p").exists()
     assert preprocess.main(["dataset=fprefcoco", f"root={export_root}", "split=train", f"out={tmp_path}",
                             "num_workers=0"]) == 0
     _, rejects, back = read_out(tmp_path)

@@ -41,7 +41,7 @@ def test_pickle_that_calls_a_function_is_refused_and_nothing_runs(tmp_path):
 
 def test_refs_file_with_malicious_pickle_rejected_and_job_finishes(refer_raw, tmp_path, capsys):
     victim = tmp_path / "pwned_by_refs.txt"
-    refs_file = refer_raw / "refer_seg" / "refcoco" / "refs(unc).p"
+    refs_file = refer_raw / "refer_seg" / "refcoco" / "refs(unc_exclude_unified).p"
     refs_file.write_bytes(pickle.dumps([_CreatesFile(str(victim))]))
     out = tmp_path / "out"
     assert main(["dataset=refcoco", f"root={refer_raw}", "split=train", f"out={out}", "num_workers=0"]) == 0

@@ -156,13 +156,13 @@ def _outputs(out) -> dict[str, bytes]:
 
 def test_accounting_identity_with_bad_input(refer_raw, tmp_path):
     folder = refer_raw / "refer_seg" / "refcoco"
-    refs = pickle.loads((folder / "refs(unc).p").read_bytes())
+    refs = pickle.loads((folder / "refs(unc_exclude_unified).p").read_bytes())
     train = [r for r in refs if r["split"] == "train"]
     n_input = sum(len(r["sentences"]) for r in train)
     train[0]["ann_id"] = -5
     train[1]["sentences"].append(dict(train[1]["sentences"][0]))  # duplicate sent_id -> invalid sample
     n_input += 1
-    (folder / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
+    (folder / "refs(unc_exclude_unified).p").write_bytes(pickle.dumps(refs, protocol=2))
     out = tmp_path / "out"
     _job(refer_raw, out)
     manifest, rejects, samples = read_out(out)

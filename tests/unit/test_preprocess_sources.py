@@ -21,6 +21,7 @@ from pipelines.sources import (
 )
 from pipelines.sources.llava import normalise_conversation
 from schemas.sample import ShardSample, encode
+from tests.fixtures.synth import SMALL_TREE
 
 
 def _collect(src):
@@ -33,7 +34,8 @@ def _collect(src):
 @pytest.mark.parametrize(
     ("dataset", "split", "summary_split"),
     [("refcoco", "val", "val"), ("fprefcoco", "val", "val"), ("R-refcoco", "train", "train"),
-     ("refcocog", "test", "test"), ("reasonseg", "train", "train"), ("llava_vqa", "train", "train"),
+     ("refcocog", "test", "test"), ("refclef", "train", "train"), ("refclef", "testC", "testC"),
+     ("reasonseg", "train", "train"), ("reasonseg", "val", "val"), ("llava_vqa", "train", "train"),
      ("ade20k", "train", "training")],
 )
 def test_reader_counts_match_synth_summary(synth_root, dataset, split, summary_split):
@@ -52,7 +54,7 @@ def test_reader_counts_match_synth_summary(synth_root, dataset, split, summary_s
 def test_refer_sample_per_image_with_ref_sent_ids(synth_root):
     src = open_source("fprefcoco", str(synth_root), "val")
     samples, _ = _collect(src)
-    refs = pickle.loads((synth_root / "refer_seg" / "fprefcoco" / "refs(unc).p").read_bytes())
+    refs = pickle.loads((synth_root / "refer_seg" / "fprefcoco" / "refs(berkeley_exclude_unified).p").read_bytes())
     want = {f"{r['ref_id']}:{s['sent_id']}": s for r in refs if r["split"] == "val" for s in r["sentences"]}
     got = {q.query_id: q for s in samples for q in s.queries}
     assert set(got) == set(want)
@@ -63,6 +65,43 @@ def test_refer_sample_per_image_with_ref_sent_ids(synth_root):
         assert q.gt_sent == want[qid]["gt_sent"]
         assert q.query_type == want[qid]["type"]
     assert any(not q.exists for q in got.values()) and any(q.exists for q in got.values())
+
+
+def test_refclef_masks_are_the_summed_rle_parts(synth_root):
+    """RefCLEF (saiapr_tc-12 images, refs(unc).p, RLE-list segmentations): each query's mask is the sum of its
+    annotation's RLE parts as pycocotools decodes them (REFER's getMask), on the image's own size."""
+    inst = json.loads((synth_root / "refer_seg" / "refclef" / "instances.json").read_text())
+    anns = {a["id"]: a for a in inst["annotations"]}
+    images = {im["id"]: im for im in inst["images"]}
+    samples, rejects = _collect(open_source("refclef", str(synth_root), "train"))
+    assert rejects == [] and samples
+    parts = set()
+    for s in samples:
+        im = images[s.extra["image_id"]]
+        assert s.source.endswith("saiapr_tc-12/" + im["file_name"])
+        assert (s.height, s.width) == (im["height"], im["width"])
+        for q in s.queries:
+            seg = anns[q.ann_id]["segmentation"]
+            parts.add(len(seg))
+            rles = [{"size": p["size"], "counts": p["counts"].encode()} for p in seg]
+            np.testing.assert_array_equal(q.mask, mask_utils.decode(rles).sum(axis=2))
+    assert parts == {1, 2}
+
+
+def test_reasonseg_cp1252_text_and_exif_rotated_image(synth_root):
+    """The cp1252 JSON's curly apostrophe arrives as U+2019 (a latin-1 read would give U+0092), and the EXIF-rotated
+    image arrives with its upright size and a mask of that size."""
+    samples, rejects = _collect(open_source("reasonseg", str(synth_root), "train"))
+    assert rejects == []
+    texts = [q.text for s in samples for q in s.queries]
+    assert sum("\u2019" in t for t in texts) == 1 and not any("\x92" in t for t in texts)
+    (rotated,) = [s for s in samples if s.key == "synth_train_00000"]
+    w, h = SMALL_TREE["image_size"]
+    assert (rotated.height, rotated.width) == (h, w)
+    assert all(q.mask.shape == (h, w) for q in rotated.queries)
+    record = json.loads((synth_root / "reason_seg/ReasonSeg/train/synth_train_00000.json").read_bytes())
+    targets = [record["objects"][t] for t in record["target_indices"]]
+    assert all((q.mask == 1).sum() == sum(t["area"] for t in targets) for q in rotated.queries)
 
 
 def test_sentence_exists_rule():
@@ -106,8 +145,11 @@ def test_rasterise_smaller_overwrites_larger_and_ignore():
     # coordinates are truncated: 9.9 -> 9, so column 10 stays background; outline is drawn (column 9 is 1)
     trunc = rasterise_shapes([{"label": "t", "points": [[5.7, 5.2], [9.9, 5.2], [9.9, 9.9], [5.7, 9.9]]}], 24, 24)
     assert trunc[7, 9] == 1 and trunc[7, 10] == 0 and trunc[7, 5] == 1 and trunc[7, 4] == 0
+    # fewer than 3 points are drawn as READ's OpenCV calls draw them: a 2-point shape is the line between them
+    line = rasterise_shapes([{"label": "t", "points": [[1, 1], [5, 5]]}], 24, 24)
+    assert np.argwhere(line).tolist() == [[k, k] for k in range(1, 6)] and line.max() == 1
     with pytest.raises(ValueError, match="bad_polygon"):
-        rasterise_shapes([{"label": "t", "points": [[1, 1], [5, 5]]}], 24, 24)
+        rasterise_shapes([{"label": "t", "points": []}], 24, 24)
     outside = rasterise_shapes([{"label": "t", "points": [[-30, -30], [100, -30], [100, 12], [-30, 12]]}], 24, 24)
     assert outside[:13].all() and not outside[13:].any()  # clipped to the image, not rejected
 
@@ -135,7 +177,7 @@ def _accounting(src) -> tuple[int, int]:
 
 def test_refer_bad_inputs_become_rejects(refer_raw):
     folder = refer_raw / "refer_seg" / "refcoco"
-    refs = pickle.loads((folder / "refs(unc).p").read_bytes())
+    refs = pickle.loads((folder / "refs(unc_exclude_unified).p").read_bytes())
     inst = json.loads((folder / "instances.json").read_text())
     train = [r for r in refs if r["split"] == "train"]
     n_input = sum(len(r["sentences"]) for r in train)
@@ -156,7 +198,7 @@ def test_refer_bad_inputs_become_rejects(refer_raw):
                                                                           third["image_id"])]
     (img_dir / images[rest[0]]["file_name"]).write_bytes(b"\xff\xd8\xff garbage, not a jpeg")
     (img_dir / images[rest[1]]["file_name"]).unlink()
-    (folder / "refs(unc).p").write_bytes(pickle.dumps(refs))
+    (folder / "refs(unc_exclude_unified).p").write_bytes(pickle.dumps(refs))
     (folder / "instances.json").write_text(json.dumps(inst))
 
     src = open_source("refcoco", str(refer_raw), "train")
@@ -176,7 +218,7 @@ def test_reasonseg_bad_inputs(refer_raw):
     stems = sorted(p.stem for p in folder.glob("*.json"))
     (folder / f"{stems[0]}.json").write_text("{not json")
     meta = json.loads((folder / f"{stems[1]}.json").read_text())
-    meta["shapes"].append({"label": "target", "points": [[1, 1], [2, 2]]})
+    meta["shapes"].append({"label": "target", "points": []})  # no points at all (READ's cv2 calls would fail)
     (folder / f"{stems[1]}.json").write_text(json.dumps(meta))
     n2 = len(meta["text"])
     (folder / f"{stems[2]}.jpg").unlink()

@@ -1,24 +1,57 @@
-"""The synthetic trees load the way real readers load the real datasets, and masks match what was drawn."""
+"""The synthetic trees load the way READ's loaders load the real datasets, and masks match what was drawn.
+
+READ's rules are written out here on their own (file names of `determine_split_by`, `decode_segmentation`,
+`get_mask_from_json`, the UTF-8-then-cp1252 JSON read, `cv2.imread`), not taken from pipelines.synth or the readers.
+"""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import pickle
+import pickletools
+import re
 
+import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from pipelines.synth import SynthConfig
 from pipelines.synth.ade20k import label_map
-from pipelines.synth.palette import ADE20K_CLASSES, SHAPES
-from pipelines.synth.refer import FIRST_IMAGE_ID, IMAGE_DIR, LAYOUT, pool_scene
+from pipelines.synth.palette import ADE20K_CLASSES, COLOURS, SHAPES
+from pipelines.synth.reasonseg import sample_record
+from pipelines.synth.refer import LAYOUT, pool_scene
 from schemas.sample import QUERY_TYPES
 from tests.fixtures.synth import SMALL_TREE
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")  # numpy 2 copy= notice
+
+READ_REFS_FILE = {
+    "refclef": "refs(unc).p",
+    "refcoco": "refs(unc_exclude_unified).p", "refcoco+": "refs(unc_exclude_unified).p",
+    "R-refcoco": "refs(unc_exclude_unified).p", "R-refcoco+": "refs(unc_exclude_unified).p",
+    "refcocog": "refs(umd_exclude_unified).p", "R-refcocog": "refs(umd_exclude_unified).p",
+    "fprefcoco": "refs(berkeley_exclude_unified).p", "fprefcoco+": "refs(berkeley_exclude_unified).p",
+    "fprefcocog": "refs(berkeley_exclude_unified).p",
+}
+"""The refs file READ opens per dataset (READ `ReferSegDataset.determine_split_by`)."""
+SPLITS = {"refclef": {"train", "val", "testA", "testB", "testC"}, "unc": {"train", "val", "testA", "testB"},
+          "umd": {"train", "val", "test"}}
+COCO_DIR = "refer_seg/images/mscoco/images/train2014"
+CLEF_DIR = "refer_seg/images/saiapr_tc-12"
+
+
+def _splits(name):
+    if name == "refclef":
+        return SPLITS["refclef"]
+    return SPLITS["umd"] if name.endswith("g") else SPLITS["unc"]
+
+
+def _image_dir(synth_root, name):
+    return synth_root / (CLEF_DIR if name == "refclef" else COCO_DIR)
 
 
 class _PlainUnpickler(pickle.Unpickler):
@@ -33,25 +66,82 @@ def _load_refs(path):
         return _PlainUnpickler(f).load()
 
 
-def _ann_mask(ann, h, w):
-    seg = ann["segmentation"]
-    rles = mask_utils.frPyObjects(seg, h, w) if isinstance(seg, list) else [seg]
-    return np.clip(mask_utils.decode(rles).sum(axis=2), 0, 1).astype(np.uint8)
+def _read_decode_segmentation(segmentation, height, width):
+    """READ dataloaders/refer_seg_dataset.py `process_annotation` + `decode_segmentation`, on a copy."""
+    seg = copy.deepcopy(segmentation)
+    if len(seg) == 0:
+        return np.zeros((height, width), dtype=np.uint8)
+    if type(seg[0]) == list:  # noqa: E721 (READ's exact test)
+        rle = mask_utils.frPyObjects(seg, height, width)
+    else:
+        rle = seg
+        for part in rle:
+            if not isinstance(part["counts"], bytes):
+                part["counts"] = part["counts"].encode()
+    return np.sum(mask_utils.decode(rle), axis=2).astype(np.uint8)
+
+
+def _read_json(path):
+    """READ `get_mask_from_json`'s read: UTF-8 first, cp1252 when that fails."""
+    data = path.read_bytes()
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return json.loads(data.decode("cp1252"))
+
+
+def _read_mask(record, h, w):
+    """READ dataloaders/data_processing.py `get_mask_from_json`: OpenCV, largest polygon first, 'flag' skipped,
+    'ignore' -> 255."""
+    areas, kept = [], []
+    for shape in record["shapes"]:
+        if shape["label"].lower() == "flag":
+            continue
+        tmp = np.zeros((h, w), dtype=np.uint8)
+        cv2.polylines(tmp, np.array([shape["points"]], dtype=np.int32), True, 1, 1)
+        cv2.fillPoly(tmp, np.array([shape["points"]], dtype=np.int32), 1)
+        areas.append(tmp.sum())
+        kept.append(shape)
+    mask = np.zeros((h, w), dtype=np.uint8)
+    for k in list(np.argsort(areas)[::-1].astype(np.int32)):
+        shape = kept[k]
+        value = 255 if "ignore" in shape["label"].lower() else 1
+        cv2.polylines(mask, np.array([shape["points"]], dtype=np.int32), True, value, 1)
+        cv2.fillPoly(mask, np.array([shape["points"]], dtype=np.int32), value)
+    return mask
+
+
+def _nearest_colour(rgb):
+    """The palette colour name closest to a mean RGB (JPEG chroma subsampling dulls small objects)."""
+    return min(COLOURS, key=lambda c: float(np.abs(np.array(COLOURS[c]) - rgb).sum()))
+
+
+def _reasonseg_files(synth_root, split):
+    return sorted((synth_root / "reason_seg/ReasonSeg" / split).glob("*.json"))
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUT))
 def test_refer_tree_loads_like_refer_api(synth_root, name):
-    split_by, splits = LAYOUT[name]
     folder = synth_root / "refer_seg" / name
+    assert sorted(p.name for p in folder.glob("refs(*).p")) == [READ_REFS_FILE[name]]
     inst = json.loads((folder / "instances.json").read_text())
-    refs = _load_refs(folder / f"refs({split_by}).p")
+    refs = _load_refs(folder / READ_REFS_FILE[name])
     images = {im["id"]: im for im in inst["images"]}
     anns = {a["id"]: a for a in inst["annotations"]}
     assert {c["name"] for c in inst["categories"]} == set(SHAPES)
-    assert {r["split"] for r in refs} == set(splits)
+    assert {r["split"] for r in refs} == _splits(name)
     for im in images.values():
-        assert (synth_root / IMAGE_DIR / im["file_name"]).is_file()
+        path = _image_dir(synth_root, name) / im["file_name"]
+        assert path.is_file()
+        assert cv2.imread(str(path)).shape[:2] == (im["height"], im["width"])
+        if name == "refclef":  # saiapr_tc-12 layout: <dd>/images/<id>.jpg
+            m = re.fullmatch(r"(\d\d)/images/(\d+)\.jpg", im["file_name"])
+            assert m and int(m.group(2)) == im["id"] and int(m.group(1)) == im["id"] // 1000
+        else:
+            assert im["file_name"] == f"COCO_train2014_{im['id']:012d}.jpg"
         assert sum(a["image_id"] == im["id"] for a in anns.values()) >= 2
+    if name == "refclef":
+        assert len({images[i]["file_name"].split("/")[0] for i in images}) >= 2  # several <dd> folders
     sent_ids = [s["sent_id"] for r in refs for s in r["sentences"]]
     assert len(set(sent_ids)) == len(sent_ids) and len({r["ref_id"] for r in refs}) == len(refs)
     for ref in refs:
@@ -59,7 +149,7 @@ def test_refer_tree_loads_like_refer_api(synth_root, name):
                             "sentences"}
         ann = anns[ref["ann_id"]]
         assert ann["image_id"] == ref["image_id"] and ann["category_id"] == ref["category_id"]
-        stem = images[ref["image_id"]]["file_name"][: -len(".jpg")]
+        stem = images[ref["image_id"]]["file_name"].rsplit("/", 1)[-1][: -len(".jpg")]
         assert ref["file_name"] == f"{stem}_{ref['ann_id']}.jpg"
         assert ref["sent_ids"] == [s["sent_id"] for s in ref["sentences"]]
         for s in ref["sentences"]:
@@ -79,74 +169,172 @@ def test_refer_tree_loads_like_refer_api(synth_root, name):
         assert 0.3 < np.mean(flags) <= 0.5  # roughly 1:1 true and false premises
 
 
-def test_refer_masks_match_the_drawn_objects(make_synth_tree):
-    root = make_synth_tree(datasets=["refcoco"], num_refcoco_train=6, num_refcoco_val=0, num_refcoco_testA=0,
-                           num_refcoco_testB=0, image_size=[96, 80], rle_fraction=0.5)
-    cfg = SynthConfig(out=str(root), **{**SMALL_TREE, "image_size": [96, 80], "rle_fraction": 0.5})
-    inst = json.loads((root / "refer_seg/refcoco/instances.json").read_text())
+@pytest.mark.parametrize("name", sorted(LAYOUT))
+def test_refer_segmentations_decode_as_read_does(synth_root, name):
+    """Every annotation is a polygon list or a LIST of RLE dicts (READ indexes segmentation[0]: a bare RLE dict
+    raises KeyError(0)); RefCLEF's are RLE lists with compressed counts that `pycocotools.mask.decode` takes whole."""
+    inst = json.loads((synth_root / "refer_seg" / name / "instances.json").read_text())
+    images = {im["id"]: im for im in inst["images"]}
     kinds = set()
-    for im in inst["images"]:
-        scene = pool_scene(cfg, im["id"] - FIRST_IMAGE_ID)
-        decoded = Image.open(root / IMAGE_DIR / im["file_name"])
-        assert decoded.size == (im["width"], im["height"]) == (96, 80)
-        rgb = np.asarray(decoded.convert("RGB"), dtype=np.int32)
+    for ann in inst["annotations"]:
+        seg, im = ann["segmentation"], images[ann["image_id"]]
+        h, w = im["height"], im["width"]
+        assert isinstance(seg, list) and seg
+        if type(seg[0]) == list:  # noqa: E721
+            kinds.add("polygon")
+            assert all(len(p) >= 6 and len(p) % 2 == 0 and all(isinstance(v, float) for v in p) for p in seg)
+        else:
+            kinds.add(f"rle x{len(seg)}")
+            assert all(set(part) == {"size", "counts"} and part["size"] == [h, w] for part in seg)
+            assert all(isinstance(part["counts"], str) for part in seg)  # READ calls counts.encode()
+        mask = _read_decode_segmentation(seg, h, w)
+        assert mask.shape == (h, w) and set(np.unique(mask)) == {0, 1}  # parts are disjoint: their sum stays 0/1
+        assert mask.sum() == ann["area"]
+        assert ann["bbox"] == list(mask_utils.toBbox(mask_utils.encode(np.asfortranarray(mask))))
+        if name == "refclef":  # REFER getMask: pycocotools decodes the whole list, the parts are summed
+            rles = [{"size": p["size"], "counts": p["counts"].encode()} for p in seg]
+            np.testing.assert_array_equal(mask_utils.decode(rles).sum(axis=2), mask)
+    if name == "refclef":
+        assert kinds == {"rle x1", "rle x2"}
+    else:
+        assert "polygon" in kinds and kinds <= {"polygon", "rle x1"}
+
+
+def test_refs_pickles_as_refer_wrote_them(synth_root):
+    """Python-2 cPickle files: protocol 0 or 2 (both occur), strings as Python-2 byte strings, plain data only, and
+    the stock unpickler (READ: `pickle.load(open(f, "rb"))`) reads them."""
+    protocols = {}
+    for name in LAYOUT:
+        data = (synth_root / "refer_seg" / name / READ_REFS_FILE[name]).read_bytes()
+        ops = {op.name for op, _, _ in pickletools.genops(data)}
+        if data.startswith(b"\x80\x02"):
+            protocols[name] = 2
+            assert "SHORT_BINSTRING" in ops and not ops & {"BINUNICODE", "SHORT_BINUNICODE", "FRAME"}
+        else:
+            assert not data.startswith(b"\x80")
+            protocols[name] = 0
+            assert max(op.proto for op, _, _ in pickletools.genops(data)) == 0
+            assert "STRING" in ops and "UNICODE" not in ops
+        refs = pickle.loads(data)
+        assert refs == _PlainUnpickler(io.BytesIO(data)).load()
+
+        def plain(x):
+            if isinstance(x, list):
+                return all(plain(v) for v in x)
+            if isinstance(x, dict):
+                return all(isinstance(k, str) and plain(v) for k, v in x.items())
+            return isinstance(x, (str, int, bool))
+
+        assert isinstance(refs, list) and refs and plain(refs)
+    assert set(protocols.values()) == {0, 2}
+
+
+@pytest.mark.parametrize("name", ["refcoco", "refclef"])
+def test_refer_masks_match_the_drawn_objects(make_synth_tree, name):
+    sizes = {f"num_{name}_{split}": 0 for split in _splits(name)} | {f"num_{name}_train": 6}
+    root = make_synth_tree(datasets=[name], image_size=[96, 80], rle_fraction=0.5, **sizes)
+    cfg = SynthConfig(out=str(root), **{**SMALL_TREE, "image_size": [96, 80], "rle_fraction": 0.5})
+    inst = json.loads((root / "refer_seg" / name / "instances.json").read_text())
+    kinds = set()
+    pool = "saiapr" if name == "refclef" else "mscoco"
+    for k, im in enumerate(inst["images"]):
+        scene = pool_scene(cfg, k, pool)
+        decoded = cv2.imread(str(_image_dir(root, name) / im["file_name"]))[:, :, ::-1]
+        assert decoded.shape[:2] == (im["height"], im["width"]) == (80, 96)
+        rgb = decoded.astype(np.int32)
         for ann in (a for a in inst["annotations"] if a["image_id"] == im["id"]):
             obj = scene.objects[ann["id"] % 10]
             assert SHAPES[ann["category_id"] - 1] == obj.shape and ann["colour"] == obj.colour
-            mask = _ann_mask(ann, im["height"], im["width"])
-            if isinstance(ann["segmentation"], dict):
-                kinds.add("rle")
-                assert isinstance(ann["segmentation"]["counts"], str)
-            else:
-                kinds.add("polygon")
+            mask = _read_decode_segmentation(ann["segmentation"], im["height"], im["width"])
+            kinds.add("polygon" if type(ann["segmentation"][0]) == list else "rle")  # noqa: E721
             np.testing.assert_array_equal(mask, obj.mask)  # both decode to exactly the painted pixels
-            assert ann["area"] == obj.mask.sum() and ann["bbox"] == list(mask_utils.toBbox(
-                mask_utils.encode(np.asfortranarray(obj.mask))))
+            assert ann["area"] == obj.mask.sum()
             # the object really is painted in its colour: its pixels differ from the background around it
             inside = rgb[obj.mask.astype(bool)].mean(axis=0)
-            outside = rgb[~scene.objects[0].mask.astype(bool) & (sum(o.mask for o in scene.objects) == 0)].mean(0)
+            outside = rgb[sum(o.mask for o in scene.objects) == 0].mean(0)
             assert np.abs(inside - outside).max() > 20
-    assert kinds == {"rle", "polygon"}
-
-
-def _reasonseg_mask(record, h, w):
-    """The spec's rasterisation: largest polygon first, outline + fill, 'flag' skipped, 'ignore' -> 255."""
-    polys = []
-    for shape in record["shapes"]:
-        label = shape["label"].lower()
-        if label == "flag":
-            continue
-        pts = [(int(x), int(y)) for x, y in shape["points"]]
-        probe = Image.new("L", (w, h), 0)
-        ImageDraw.Draw(probe).polygon(pts, fill=1, outline=1)
-        polys.append((int(np.asarray(probe).sum()), pts, 255 if "ignore" in label else 1))
-    mask = Image.new("L", (w, h), 0)
-    for _, pts, value in sorted(polys, key=lambda p: -p[0]):
-        ImageDraw.Draw(mask).polygon(pts, fill=value, outline=value)
-    return np.asarray(mask)
+            assert _nearest_colour(inside) == obj.colour
+    assert kinds == ({"rle"} if name == "refclef" else {"rle", "polygon"})
 
 
 def test_reasonseg_tree(synth_root):
     labels, sentence_flags = set(), set()
     for split, n in (("train", SMALL_TREE["num_reasonseg_train"]), ("val", SMALL_TREE["num_reasonseg_val"])):
-        files = sorted((synth_root / "reason_seg/ReasonSeg" / split).glob("*.json"))
+        files = _reasonseg_files(synth_root, split)
         assert len(files) == n
         for path in files:
-            record = json.loads(path.read_text())
-            image = Image.open(path.with_suffix(".jpg"))
-            w, h = image.size
+            record = _read_json(path)
+            image = cv2.imread(str(path.with_suffix(".jpg")))[:, :, ::-1]  # READ: EXIF orientation applied
+            h, w = image.shape[:2]
+            assert (record["imageHeight"], record["imageWidth"]) == (h, w)
             assert 1 <= len(record["text"]) <= 5 and len(record["query_types"]) == len(record["text"])
             assert all(t in QUERY_TYPES for t in record["query_types"])
             assert len(record["objects"]) >= 2
             sentence_flags.add(record["is_sentence"])
             labels |= {s["label"] for s in record["shapes"]}
-            mask = _reasonseg_mask(record, h, w)
-            for t in record["target_indices"]:
-                x, y, bw, bh = record["objects"][t]["bbox"]
-                assert (mask[y: y + bh, x: x + bw] == 1).sum() > 0.8 * record["objects"][t]["area"]
-            assert (mask == 1).sum() < 1.3 * sum(record["objects"][t]["area"] for t in record["target_indices"])
+            for s in record["shapes"]:
+                pts = np.array(s["points"])
+                assert (pts >= 0).all() and (pts[:, 0] <= w - 1).all() and (pts[:, 1] <= h - 1).all()
+            mask = _read_mask(record, h, w)
+            targets = [record["objects"][t] for t in record["target_indices"]]
+            # the objects' truth areas are READ's mask: exactly the target pixels are 1
+            assert (mask == 1).sum() == sum(t["area"] for t in targets)
+            for t in targets:
+                x, y, bw, bh = t["bbox"]
+                assert (mask[y: y + bh, x: x + bw] == 1).sum() >= t["area"]
+                # and the image is painted on them: the target's colour, not the grey background
+                colour = image[y: y + bh, x: x + bw][mask[y: y + bh, x: x + bw] == 1].mean(axis=0)
+                assert _nearest_colour(colour) == t["colour"], path.name
+            others = [o["area"] for i, o in enumerate(record["objects"]) if i not in record["target_indices"]]
+            ignored = int((mask == 255).sum())
+            assert ignored == 0 or ignored in others
+            assert (ignored > 0) == any(s["label"] == "ignore" for s in record["shapes"])
     assert sentence_flags == {True, False}
     assert {label.lower() for label in labels} == {"target", "ignore", "flag"}
+
+
+def test_reasonseg_one_cp1252_json_per_split(synth_root):
+    """READ reads with UTF-8 and falls back to cp1252: one JSON per split needs the fallback, and decoding it as
+    cp1252 (not latin-1) gives the curly apostrophe of its first text."""
+    for split in ("train", "val"):
+        cp1252 = []
+        for path in _reasonseg_files(synth_root, split):
+            data = path.read_bytes()
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                cp1252.append(path)
+                record = json.loads(data.decode("cp1252"))
+                assert "\u2019" in record["text"][0] and b"\x92" in data
+                assert record["is_sentence"] is True
+                assert data.decode("latin-1") != data.decode("cp1252")
+        assert len(cp1252) == 1, (split, cp1252)
+
+
+def test_reasonseg_exif_rotated_image(synth_root):
+    """Exactly one image (the first train one) is stored rotated with an EXIF Orientation tag; decoded as READ does
+    (cv2.imread applies the tag) it is the upright scene, of the size and coordinates its JSON records."""
+    rotated = []
+    for path in sorted((synth_root / "reason_seg/ReasonSeg").glob("*/*.jpg")):
+        with Image.open(path) as img:
+            orientation = img.getexif().get(0x0112)
+            raw_w, raw_h = img.size
+        if orientation is not None:
+            rotated.append(path)
+            assert orientation in (6, 8)
+            record = _read_json(path.with_suffix(".json"))
+            upright = cv2.imread(str(path))[:, :, ::-1]
+            assert upright.shape[:2] == (record["imageHeight"], record["imageWidth"]) == (raw_w, raw_h)
+            assert raw_w != raw_h  # so a reader that ignores the tag gets the wrong size
+            ignoring = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+            assert ignoring.shape[:2] == (raw_h, raw_w)
+            scene, _ = sample_record(SynthConfig(out="unused", **SMALL_TREE), "train", 0)
+            diff = np.abs(upright.astype(np.int32) - scene.rgb).mean()
+            turned = np.abs(upright.astype(np.int32) - scene.rgb[::-1, ::-1]).mean()  # same size, wrong way up
+            assert diff < 10 and diff < 0.5 * turned, (diff, turned)  # the same picture up to JPEG loss
+            mask = _read_mask(record, *upright.shape[:2])
+            assert (mask == 1).sum() == sum(record["objects"][t]["area"] for t in record["target_indices"])
+    assert [p.name for p in rotated] == ["synth_train_00000.jpg"]
 
 
 def test_llava_tree(synth_root):
@@ -190,14 +378,19 @@ def test_ade20k_label_map_marks_every_object():
 
 def test_summary_counts_match_files(synth_root):
     summary = json.loads((synth_root / "synth_summary.json").read_text())
-    refs = _load_refs(synth_root / "refer_seg/refcoco/refs(unc).p")
-    for split in LAYOUT["refcoco"][1]:
-        assert summary["refcoco"][split]["queries"] == sum(len(r["sentences"]) for r in refs if r["split"] == split)
-    records = (json.loads(p.read_text()) for p in (synth_root / "reason_seg/ReasonSeg/train").glob("*.json"))
-    queries = sum(len(r["text"]) for r in records)
-    assert summary["reasonseg"]["train"]["queries"] == queries
+    for name in ("refcoco", "refclef"):
+        refs = _load_refs(synth_root / "refer_seg" / name / READ_REFS_FILE[name])
+        assert set(summary[name]) == _splits(name)
+        for split in _splits(name):
+            assert summary[name][split]["queries"] == sum(
+                len(r["sentences"]) for r in refs if r["split"] == split)
+            assert summary[name][split]["images"] >= len({r["image_id"] for r in refs if r["split"] == split}) > 0
+    assert summary["refclef"]["train"]["images"] == SMALL_TREE["num_refclef_train"]
+    records = [_read_json(p) for p in _reasonseg_files(synth_root, "train")]
+    assert summary["reasonseg"]["train"]["queries"] == sum(len(r["text"]) for r in records)
 
 
 def test_jpeg_bytes_decode(synth_root):
-    path = next((synth_root / IMAGE_DIR).glob("*.jpg"))
-    assert Image.open(io.BytesIO(path.read_bytes())).format == "JPEG"
+    for folder in (COCO_DIR, CLEF_DIR):
+        path = next((synth_root / folder).rglob("*.jpg"))
+        assert Image.open(io.BytesIO(path.read_bytes())).format == "JPEG"
