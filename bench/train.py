@@ -27,8 +27,8 @@ from pipelines.train.config import TrainConfig
 
 OUT = Path(__file__).resolve().parent / "out" / "train"
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train_tiny.yaml"
-FOLDERS = {"refcoco": ("unc", "refcoco-train"), "fprefcoco": ("unc", "refcoco_fp-train"),
-           "llava_vqa": ("", "llava_vqa-train"), "R-refcoco": ("unc", "R-refcoco-train")}
+FOLDERS = {"refcoco": ("", "refcoco-train"), "fprefcoco": ("", "refcoco_fp-train"),
+           "llava_vqa": ("", "llava_vqa-train"), "R-refcoco": ("", "R-refcoco-train")}
 
 
 def synthetic_shards(width: int, height: int, num_images: int, out: Path = OUT) -> Path:

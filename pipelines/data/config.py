@@ -10,6 +10,10 @@ import braceexpand
 from omegaconf import MISSING
 
 from pipelines import storage
+from pipelines.data.premises import PremisePolicy
+
+SAMPLINGS = ("dataset", "shard")
+"""How a stream with several '::' parts is drawn (StreamConfig.sampling)."""
 
 
 @dataclass(kw_only=True)
@@ -23,10 +27,26 @@ class StreamConfig:
     local paths or fsspec URIs (s3://bucket/refcoco/train-{000000..000063}.tar)."""
     rate: float = 1.0
     """Relative sample rate in the mix (READ ReferSeg: refer_seg 12, correct_refer_seg 2, vqa 2, neg_refer_seg 1)."""
+    sampling: str = "shard"
+    """How a sample is drawn from a stream whose `shards` has several '::' parts: "shard" reads all parts' shards as
+    one pool (a dataset weighs by its number of shards); "dataset" takes each part as one dataset and picks a part
+    first (by `weights`, uniformly when empty), then a sample of it, as READ draws refer_seg and sem_seg."""
+    weights: list[float] = field(default_factory=list)
+    """sampling=dataset: relative weight of each '::' part of `shards`, in order; empty = equal weights."""
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
             raise ValueError(f"data.streams[{self.name}].rate must be > 0, got {self.rate}; drop the stream instead")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"data.streams[{self.name}].sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        parts = shard_parts(self.shards) if self.shards is not MISSING else []
+        if self.weights and (len(self.weights) != len(parts) or min(self.weights) < 0 or sum(self.weights) <= 0):
+            raise ValueError(f"data.streams[{self.name}].weights: need one weight >= 0 per '::' part of shards "
+                             f"({len(parts)} parts), with a positive sum; got {list(self.weights)}")
+
+    def part_weights(self) -> list[float]:
+        """The weight of each '::' part (equal when `weights` is empty)."""
+        return [float(w) for w in self.weights] if self.weights else [1.0] * len(shard_parts(self.shards))
 
 
 @dataclass(kw_only=True)
@@ -53,6 +73,12 @@ class DataConfig:
     is cut, else skipped as bad samples. 0: no limit."""
     seed: int = 0
     """Seed of shard order, shuffling, mixing and template choice (with rank, worker and epoch mixed in)."""
+    semseg_premise_weights: list[float] = field(default_factory=lambda: [0.85, 0.07, 0.08])
+    """Per semantic-segmentation sample: weights of true premise / denial / correction about a class absent from the
+    image (READ's SemSegDataset)."""
+    reasonseg_false_premise_share: float = 0.15
+    """Share of ReasonSeg samples holding `false_premise_QA` entries that are trained on those entries and their own
+    answers (READ's ReasonSegDataset)."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.streams]
@@ -65,9 +91,16 @@ class DataConfig:
         for key in ("num_workers", "shuffle_buffer", "max_length"):
             if getattr(self, key) < 0:
                 raise ValueError(f"data.{key} must be >= 0, got {getattr(self, key)}")
+        self.premises()  # validates the premise rates, naming their keys
 
-    def validate_shards(self) -> dict[str, list[str]]:
-        """Expand every stream's shard spec and check the files exist; returns {stream name: [url, ...]}.
+    def premises(self) -> PremisePolicy:
+        """The premise-mode rates as the conversation builder takes them."""
+        return PremisePolicy(semseg_weights=tuple(float(w) for w in self.semseg_premise_weights),
+                             reasonseg_false_premise_share=float(self.reasonseg_false_premise_share))
+
+    def validate_shards(self) -> dict[str, list[list[str]]]:
+        """Expand every stream's shard spec and check the files exist; returns {stream name: [[url, ...] per '::'
+        part]} (one part holding every URL for sampling="shard").
 
         Raises:
             ValueError: naming `data.streams[i].shards` when there are no streams, a pattern matches nothing or a
@@ -78,25 +111,30 @@ class DataConfig:
         out: dict[str, list[str]] = {}
         for i, stream in enumerate(self.streams):
             key = f"data.streams[{i}].shards (stream {stream.name!r})"
-            urls = expand_shards(stream.shards)
-            if not urls:
-                raise ValueError(f"{key}: pattern {stream.shards!r} matches no shard; check the path and the braces")
+            parts = [expand_shards(part) for part in shard_parts(stream.shards)]
+            for part, urls in zip(shard_parts(stream.shards), parts):
+                if not urls:
+                    raise ValueError(f"{key}: pattern {part!r} matches no shard; check the path and the braces")
+            urls = [url for part in parts for url in part]
             missing = missing_urls(urls)
             if missing:
                 raise ValueError(
                     f"{key}: {len(missing)} of {len(urls)} shards do not exist, e.g. {missing[0]!r}; "
                     "fix the pattern or write the shards first (jobs.preprocess)"
                 )
-            out[stream.name] = urls
+            out[stream.name] = parts if stream.sampling == "dataset" else [urls]
         return out
+
+
+def shard_parts(spec: str) -> list[str]:
+    """The '::'-separated parts of a shard spec (one dataset each), blanks dropped."""
+    return [p.strip() for p in spec.split("::") if p.strip()]
 
 
 def expand_shards(spec: str) -> list[str]:
     """'a-{0..2}.tar::b-*.tar' -> sorted-per-part list of URLs (brace expansion, then globbing of parts with * ? [)."""
     urls: list[str] = []
-    for part in (p.strip() for p in spec.split("::")):
-        if not part:
-            continue
+    for part in shard_parts(spec):
         for url in braceexpand.braceexpand(part):
             if _glob.has_magic(url.split("://", 1)[-1]):
                 urls += _glob_uri(url)

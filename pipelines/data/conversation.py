@@ -17,7 +17,12 @@ import numpy as np
 
 from model.config import ANSWER_STYLES
 from pipelines.data import templates
+from pipelines.data.premises import PremisePolicy
+from pipelines.sources import SEMSEG_DATASETS
 from schemas.sample import Query, ShardSample
+
+FALSE_PREMISE_QA = "false_premise"
+"""`query_type` of ReasonSeg's `false_premise_QA` entries (pipelines.sources.reasonseg), answered by `extra["answer"]`."""
 
 SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
@@ -73,10 +78,10 @@ def build_prompt(turns: list[tuple[str, str | None]]) -> str:
 
 
 def eval_question(text: str, *, is_sentence: bool) -> str:
-    """The fixed evaluation question for a query (short or long template)."""
+    """The fixed evaluation question for a query (short or long template; a short query lower-cased, as READ)."""
     if is_sentence:
         return templates.EVAL_LONG_QUESTION.format(sent=text)
-    return templates.EVAL_SHORT_QUESTION.format(class_name=text)
+    return templates.EVAL_SHORT_QUESTION.format(class_name=templates.as_prompted(text, is_sentence=False))
 
 
 def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style: str = "plain") -> str:
@@ -94,7 +99,7 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
         return build_prompt([(question, None)])
     _check_answer_style(answer_style)
     echo = _names_query(answer_style, is_sentence=is_sentence)
-    answer = templates.EVAL_ECHO_ANSWER.format(class_name=text) if echo else templates.EVAL_ANSWER
+    answer = templates.EVAL_ECHO_ANSWER.format(class_name=text.lower()) if echo else templates.EVAL_ANSWER
     return build_prompt([(question, answer)])
 
 
@@ -110,15 +115,21 @@ def _names_query(answer_style: str, *, is_sentence: bool) -> bool:
 
 
 def build_conversations(
-    sample: ShardSample, *, rng: random.Random, num_classes_per_sample: int, answer_style: str = "plain"
+    sample: ShardSample, *, rng: random.Random, num_classes_per_sample: int, answer_style: str = "plain",
+    premises: PremisePolicy = PremisePolicy(),
 ) -> list[Conversation]:
-    """Training conversations for one shard sample (all on its image).
+    """Training conversations for one shard sample (all on its image), in the premise mode drawn for it.
 
-    VQA samples (with a `conversation`) give their conversation as is (multi-turn, no masks). Otherwise up to
-    `num_classes_per_sample` queries are drawn without replacement and each becomes one single-turn conversation:
-    a true query -> answer with one [SEG] and its mask; an absent object (exists False, no gt_sent) -> denial;
-    a false premise (exists False, gt_sent set) -> correction. Denials and corrections carry no [SEG] and no mask.
-    `answer_style` "echo" answers a true short query by naming it before its [SEG] (templates.ECHO_ANSWERS).
+    VQA samples (with a `conversation`) give their conversation as is (multi-turn, no masks). Otherwise one premise
+    mode is drawn per sample (`premises`, READ's rule), then up to `num_classes_per_sample` queries are drawn without
+    replacement, each becoming one single-turn conversation:
+    - true premise: a true query -> answer with one [SEG] and its mask; an absent object (exists False, no gt_sent)
+      -> denial; a false premise (exists False, gt_sent set) -> correction;
+    - semantic segmentation in denial / correction mode: each drawn class is replaced by a class of the dataset
+      absent from the image (`extra["absent_classes"]`), denied, or corrected to the present class;
+    - ReasonSeg in false-premise mode: the drawn `false_premise_QA` entries with their own answers.
+    Denials and corrections carry no [SEG] and no mask. `answer_style` "echo" answers a true short query by naming
+    it before its [SEG] (templates.ECHO_ANSWERS). Samples of other datasets draw no mode (no random number used).
     """
     meta = {"dataset": sample.dataset, "key": sample.key}
     if sample.conversation is not None:
@@ -126,23 +137,40 @@ def build_conversations(
     if num_classes_per_sample <= 0:
         raise ValueError(f"num_classes_per_sample must be > 0, got {num_classes_per_sample}")
     _check_answer_style(answer_style)
-    picked = rng.sample(sample.queries, k=min(num_classes_per_sample, len(sample.queries)))
+    k = num_classes_per_sample
+    if sample.dataset in SEMSEG_DATASETS:
+        mode = premises.semseg_mode(rng)
+        absent = [str(c) for c in (sample.extra or {}).get("absent_classes", [])]
+        if mode != "true" and absent:
+            picked = rng.sample(sample.queries, k=min(k, len(sample.queries), len(absent)))
+            false = rng.sample(absent, k=len(picked))
+            return [absent_class_conversation(q, f, mode=mode, rng=rng, meta=meta) for q, f in zip(picked, false)]
+    pool = sample.queries
+    answered = [q for q in pool if q.query_type == FALSE_PREMISE_QA and "answer" in (q.extra or {})]
+    if answered:
+        if premises.reasonseg_false_premise(rng):
+            picked = rng.sample(answered, k=min(k, len(answered)))
+            return [false_premise_qa_conversation(q, rng=rng, meta=meta) for q in picked]
+        pool = [q for q in pool if not (q.query_type == FALSE_PREMISE_QA and "answer" in (q.extra or {}))]
+    picked = rng.sample(pool, k=min(k, len(pool)))
     return [query_conversation(q, rng=rng, meta=meta, answer_style=answer_style) for q in picked]
 
 
 def query_conversation(
     query: Query, *, rng: random.Random, meta: dict[str, Any], answer_style: str = "plain"
 ) -> Conversation:
-    """One single-turn training conversation for one query (random templates from `rng`)."""
+    """One single-turn training conversation for one query (random templates from `rng`; short queries lower-cased
+    in questions and answers, as READ)."""
+    text = templates.as_prompted(query.text, is_sentence=query.is_sentence)
     if query.is_sentence:
-        question = rng.choice(templates.LONG_QUESTIONS).format(sent=query.text)
+        question = rng.choice(templates.LONG_QUESTIONS).format(sent=text)
     else:
-        question = rng.choice(templates.SHORT_QUESTIONS).format(class_name=query.text)
+        question = rng.choice(templates.SHORT_QUESTIONS).format(class_name=text)
     info = {**meta, "query_type": query.query_type}
     if query.exists:
         assert query.mask is not None, f"query {query.query_id} exists without a mask"  # schemas.sample.validate
         if _names_query(answer_style, is_sentence=query.is_sentence):
-            answer = rng.choice(templates.ECHO_ANSWERS).format(class_name=query.text)
+            answer = rng.choice(templates.ECHO_ANSWERS).format(class_name=text)
         elif query.is_sentence:
             answer = rng.choice(templates.LONG_ANSWERS)
         else:
@@ -152,12 +180,41 @@ def query_conversation(
             meta=info,
         )
     if query.gt_sent:
-        answer = rng.choice(templates.CORRECTIONS).format(false=query.text, gt_sent=query.gt_sent)
+        gt_sent = templates.as_prompted(query.gt_sent, is_sentence=query.is_sentence)
+        answer = rng.choice(templates.CORRECTIONS).format(false=text, gt_sent=gt_sent)
         kind = "correction"
     else:
-        answer = rng.choice(templates.DENIALS).format(class_name=query.text)
+        answer = rng.choice(templates.DENIALS).format(class_name=text)
         kind = "denial"
     return Conversation(turns=[(question, answer)], query_ids=[query.query_id], kind=kind, meta=info)
+
+
+def absent_class_conversation(
+    present: Query, absent_class: str, *, mode: str, rng: random.Random, meta: dict[str, Any]
+) -> Conversation:
+    """A semantic-segmentation false premise (READ's SemSegDataset): a question about `absent_class`, answered by a
+    denial, or by a correction naming the `present` query's class. No [SEG], no mask."""
+    false = templates.as_prompted(absent_class, is_sentence=False)
+    question = rng.choice(templates.SHORT_QUESTIONS).format(class_name=false)
+    if mode == "denial":
+        answer = rng.choice(templates.DENIALS).format(class_name=false)
+    else:
+        gt_sent = templates.as_prompted(present.text, is_sentence=False)
+        answer = rng.choice(templates.CORRECTIONS).format(false=false, gt_sent=gt_sent)
+    info = {**meta, "query_type": f"absent_class_{mode}", "absent_class": absent_class}
+    return Conversation(turns=[(question, answer)], query_ids=[present.query_id], kind=mode, meta=info)
+
+
+def false_premise_qa_conversation(query: Query, *, rng: random.Random, meta: dict[str, Any]) -> Conversation:
+    """A ReasonSeg `false_premise_QA` entry as READ trains it: its question in a long or short template (READ does
+    not lower-case it), answered with the entry's own answer text. No [SEG], no mask."""
+    if query.is_sentence:
+        question = rng.choice(templates.LONG_QUESTIONS).format(sent=query.text)
+    else:
+        question = rng.choice(templates.SHORT_QUESTIONS).format(class_name=query.text)
+    answer = str(query.extra["answer"])
+    return Conversation(turns=[(question, answer)], query_ids=[query.query_id], kind="correction",
+                        meta={**meta, "query_type": query.query_type})
 
 
 def vqa_turns(sample: ShardSample) -> list[tuple[str, str]]:

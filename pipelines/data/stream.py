@@ -5,7 +5,8 @@ Data flow inside one DataLoader worker w of rank r (W workers, R ranks):
 
     stream k: shards assigned to (r, w) --(resampled: drawn with replacement | one shuffled pass)--> tar members
               --(webdataset tar expander + group_by_keys)--> raw samples --(shuffle buffer)--> raw samples
-    mix:      pick stream k with probability rate_k / sum(rates) (seeded) -> schemas.sample.decode -> SampleTransform
+    mix:      pick stream k with probability rate_k / sum(rates), then (a stream of several datasets, '::' parts,
+              sampling=dataset) part j by its weight (seeded) -> schemas.sample.decode -> SampleTransform
     batch:    `batch_size` examples -> collate -> (TrainBatch, the worker's cumulative LoaderStats)
 
 The training process iterates `StreamLoader`, which keeps the latest stats of each worker so the loop can report
@@ -155,13 +156,15 @@ def _raw_samples(urls: list[str], *, rng: random.Random, resampled: bool, shuffl
 class MixedStreams(IterableDataset):
     """Yields (TrainBatch, LoaderStats) from the mixed streams, for the part of the data of this rank and worker."""
 
-    def __init__(self, *, cfg: DataConfig, policy: ShardReadPolicy, urls: dict[str, list[str]],
+    def __init__(self, *, cfg: DataConfig, policy: ShardReadPolicy, urls: dict[str, list[list[str]]],
                  transform: SampleTransform, pad_token_id: int) -> None:
         super().__init__()
         self.cfg = cfg
         self.policy = policy
         self.urls = urls
+        """{stream name: [[shard url, ...] per part]}: one part per dataset (sampling=dataset) or one pool."""
         self.rates = {s.name: float(s.rate) for s in cfg.streams}
+        self.part_weights = {s.name: s.part_weights() if len(urls[s.name]) > 1 else [1.0] for s in cfg.streams}
         self.transform = transform
         self.pad_token_id = pad_token_id
 
@@ -173,27 +176,35 @@ class MixedStreams(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         stats = LoaderStats(worker=worker)
-        sources: dict[str, Iterator[dict[str, Any]]] = {}
-        for name, urls in self.urls.items():
-            mine = assign_shards(urls, rank=self.policy.rank, world_size=self.policy.world_size, worker=worker,
-                                 num_workers=num_workers, resampled=self.cfg.resampled)
-            if not mine:
-                log.warning("stream %s: no shards for rank %d worker %d (%d shards for %d ranks x %d workers)",
-                            name, self.policy.rank, worker, len(urls), self.policy.world_size, num_workers)
-                continue
-            sources[name] = _raw_samples(mine, rng=random.Random(self._seed(worker, f"shards-{name}")),
-                                         resampled=self.cfg.resampled, shuffle_buffer=self.cfg.shuffle_buffer,
-                                         stats=stats)
+        sources: dict[str, dict[int, Iterator[dict[str, Any]]]] = {}
+        for name, parts in self.urls.items():
+            for i, urls in enumerate(parts):
+                mine = assign_shards(urls, rank=self.policy.rank, world_size=self.policy.world_size, worker=worker,
+                                     num_workers=num_workers, resampled=self.cfg.resampled)
+                if not mine:
+                    log.warning("stream %s part %d: no shards for rank %d worker %d (%d shards for %d ranks x %d "
+                                "workers)", name, i, self.policy.rank, worker, len(urls), self.policy.world_size,
+                                num_workers)
+                    continue
+                what = f"shards-{name}" if len(parts) == 1 else f"shards-{name}-{i}"
+                sources.setdefault(name, {})[i] = _raw_samples(
+                    mine, rng=random.Random(self._seed(worker, what)), resampled=self.cfg.resampled,
+                    shuffle_buffer=self.cfg.shuffle_buffer, stats=stats)
         mix_rng = random.Random(self._seed(worker, "mix"))
         sample_rng = random.Random(self._seed(worker, "sample"))
         pending: list[Example] = []
         while sources:
             names = list(sources)
             name = mix_rng.choices(names, weights=[self.rates[n] for n in names])[0]
+            parts = list(sources[name])
+            part = parts[0] if len(parts) == 1 else mix_rng.choices(
+                parts, weights=[self.part_weights[name][i] for i in parts])[0]
             try:
-                raw = next(sources[name])
+                raw = next(sources[name][part])
             except StopIteration:
-                del sources[name]  # one-pass mode: this stream is done for this worker
+                del sources[name][part]  # one-pass mode: this part is done for this worker
+                if not sources[name]:
+                    del sources[name]
                 continue
             stats.samples_read += 1
             example = self._transform(raw, name, sample_rng, stats)
@@ -288,14 +299,15 @@ def build_loader(cfg: DataConfig, policy: ShardReadPolicy, *, tokenizer: Any, sp
     urls = cfg.validate_shards()
     if not cfg.resampled:
         for i, s in enumerate(cfg.streams):
-            if len(urls[s.name]) < policy.world_size:
+            smallest = min(len(part) for part in urls[s.name])
+            if smallest < policy.world_size:
                 raise ValueError(
-                    f"data.streams[{i}].shards (stream {s.name!r}): {len(urls[s.name])} shards cannot be split over "
+                    f"data.streams[{i}].shards (stream {s.name!r}): {smallest} shards cannot be split over "
                     f"{policy.world_size} ranks without resampling; set data.resampled=true or write more shards"
                 )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     transform = SampleTransform(tokenizer=tokenizer, spec=spec, num_classes_per_sample=cfg.num_classes_per_sample,
-                                max_length=cfg.max_length or None)
+                                max_length=cfg.max_length or None, premises=cfg.premises())
     dataset = MixedStreams(cfg=cfg, policy=policy, urls=urls, transform=transform, pad_token_id=int(pad_id))
     return StreamLoader(dataset, num_workers=cfg.num_workers, prefetch_factor=cfg.prefetch_factor)
 

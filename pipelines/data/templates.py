@@ -185,6 +185,12 @@ EVAL_ANSWER = "Sure, the segmentation result is [SEG]."
 EVAL_ECHO_ANSWER = "Sure, {class_name} [SEG]."
 """Fixed teacher-forced answer for short queries under `answer_style="echo"`."""
 
+def as_prompted(text: str, *, is_sentence: bool) -> str:
+    """A query as READ writes it into questions and answers: a short phrase (class name, referring expression) is
+    lower-cased (READ's `text.lower()` in every dataset and in evaluation); a sentence is kept as written."""
+    return text if is_sentence else text.lower()
+
+
 REQUIRED_FIELDS: dict[str, tuple[frozenset[str], int]] = {
     "SHORT_QUESTIONS": (frozenset({"class_name"}), 0),
     "LONG_QUESTIONS": (frozenset({"sent"}), 0),

@@ -11,6 +11,7 @@ import torch
 from pipelines.data.collate import Example
 from pipelines.data.conversation import build_conversations
 from pipelines.data.image import clip_preprocess, decode_rgb, mask_target, sam_preprocess
+from pipelines.data.premises import PremisePolicy
 from pipelines.data.templates import SEG_TOKEN
 from pipelines.data.tokenize import tokenize
 from schemas.sample import ShardSample
@@ -52,10 +53,11 @@ class SampleTransform:
     """
 
     def __init__(self, *, tokenizer: Any, spec: ModelInputSpec, num_classes_per_sample: int = 1,
-                 max_length: int | None = None) -> None:
+                 max_length: int | None = None, premises: PremisePolicy = PremisePolicy()) -> None:
         self.tokenizer = tokenizer
         self.spec = spec
         self.num_classes_per_sample = num_classes_per_sample
+        self.premises = premises
         self.max_length = max_length
         self.seg_id = int(tokenizer.convert_tokens_to_ids(SEG_TOKEN))
 
@@ -67,7 +69,7 @@ class SampleTransform:
                              f"{sample.width}x{sample.height}")
         sam_image, resized = sam_preprocess(rgb, self.spec.sam_image_size)
         convs = build_conversations(sample, rng=rng, num_classes_per_sample=self.num_classes_per_sample,
-                                    answer_style=self.spec.answer_style)
+                                    answer_style=self.spec.answer_style, premises=self.premises)
         ids_list, labels_list, masks_list = [], [], []
         for conv in convs:
             prompt = conv.prompt

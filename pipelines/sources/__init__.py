@@ -24,11 +24,14 @@ REFER_DATASETS = (
 )
 DATASETS = ("reasonseg", *REFER_DATASETS, "llava_vqa", "ade20k")
 """Dataset names the preprocessing job accepts."""
+SEMSEG_DATASETS = ("ade20k", "cocostuff", "pascal_part", "paco_lvis", "mapillary")
+"""Semantic-segmentation datasets (READ's sem_seg): one query per present class or part annotation; their samples
+list the dataset's classes absent from the image in `extra["absent_classes"]` (for READ's false premises)."""
 
 __all__ = [
-    "DATASETS", "REFER_DATASETS", "Ade20kSource", "LlavaSource", "LoadResult", "ReasonSegSource", "ReferSource",
-    "Reject", "Source", "UnsafePickleError", "WorkUnit", "decode_segmentation", "iter_samples", "load_plain_pickle",
-    "open_source", "rasterise_shapes", "read_image", "sentence_exists",
+    "DATASETS", "REFER_DATASETS", "SEMSEG_DATASETS", "Ade20kSource", "LlavaSource", "LoadResult", "ReasonSegSource",
+    "ReferSource", "Reject", "Source", "UnsafePickleError", "WorkUnit", "decode_segmentation", "iter_samples",
+    "load_plain_pickle", "open_source", "rasterise_shapes", "read_image", "sentence_exists",
 ]
 
 

@@ -2,7 +2,8 @@
 
 Label PNGs hold 0 (ignore) and 1..150; class c is `label - 1`. One sample per image with one query per present
 class (query_id "<stem>:c<class>", text = class name, query_type "class"); mask = 1 where label == c + 1,
-255 where label == 0 (ignore), else 0. The number of queries is only known after decoding the label PNG, so a
+255 where label == 0 (ignore), else 0; `extra["absent_classes"]` lists the classes the label map does not hold
+(READ's false premises ask about them). The number of queries is only known after decoding the label PNG, so a
 rejected image accounts for 0 queries when its labels cannot be read.
 """
 
@@ -110,6 +111,8 @@ class Ade20kSource:
         if not queries:
             return LoadResult(rejects=[Reject(source=p["label"], key=unit.key, num_queries=0,
                                               reason="no_classes: the label map has no class in 1..150")])
+        absent = [name for c, name in enumerate(ADE20K_CLASSES) if c + 1 not in present]
         sample = ShardSample(key=unit.key, dataset=self.dataset, split=self.split, image_bytes=data, image_format=fmt,
-                             height=height, width=width, queries=queries, source=p["image"])
+                             height=height, width=width, queries=queries, source=p["image"],
+                             extra={"absent_classes": absent})
         return LoadResult(sample=sample)

@@ -8,8 +8,8 @@ from pipelines import storage
 from pipelines.train.config import TrainConfig
 
 
-def check_config(cfg: TrainConfig) -> dict[str, list[str]]:
-    """Raise ValueError naming the config key when the run cannot start; returns {stream name: shard URLs}.
+def check_config(cfg: TrainConfig) -> dict[str, list[list[str]]]:
+    """Raise ValueError naming the config key when the run cannot start; returns {stream name: [shard URLs per part]}.
 
     Checks: every `data.streams[i].shards` pattern matches existing shards; the model weight paths exist.
     """
