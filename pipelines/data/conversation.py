@@ -234,9 +234,16 @@ def vqa_turns(sample: ShardSample) -> list[tuple[str, str]]:
                 f"sample {sample.key}: VQA turns {i},{i + 1} are {human.get('from')!r},{gpt.get('from')!r}; "
                 "expected alternating 'human','gpt'"
             )
-        question = human["value"].replace(templates.IMAGE_TOKEN, "").strip()
-        turns.append((question, gpt["value"].replace(templates.IMAGE_TOKEN, "").strip()))
+        turns.append((_without_image(human["value"]), _without_image(gpt["value"])))
     if not turns:
         raise ValueError(f"sample {sample.key}: VQA conversation has no human/gpt pair")
     turns[0] = (templates.IMAGE_TOKEN + "\n" + turns[0][0], turns[0][1])
     return turns
+
+
+def _without_image(text: str) -> str:
+    """A turn without `<image>`: a turn holding it loses it and is stripped (READ's `preprocess_multimodal` rewrites
+    only such turns); any other turn is kept verbatim."""
+    if templates.IMAGE_TOKEN not in text:
+        return text
+    return text.replace(templates.IMAGE_TOKEN, "").strip()

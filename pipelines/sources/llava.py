@@ -1,8 +1,8 @@
 """LLaVA-Instruct reader: `<root>/llava_dataset/llava_instruct_150k.json`, images under `<root>/coco/train2017/`.
 
 One sample per conversation item (an image may have several items; the n-th repeat of an image id gets the key
-"<id>-<n>"). A leading non-human turn is dropped; `<image>` is removed from every turn and the first human turn
-becomes "<image>\\n" + text. A VQA sample counts as one query.
+"<id>-<n>"). Turns as READ's `preprocess_multimodal` leaves them (`normalise_conversation`). A VQA sample counts as
+one query.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ IMAGE_TOKEN = "<image>"
 
 
 def normalise_conversation(turns: Any) -> list[dict[str, str]]:
-    """LLaVA turns -> [{"from": "human"|"gpt", "value": str}, ...] starting with "<image>\\n" + first question.
+    """LLaVA turns -> [{"from": "human"|"gpt", "value": str}, ...] as READ's `preprocess_multimodal` leaves them: a
+    turn holding `<image>` becomes "<image>\\n" + its stripped text, other turns stay verbatim; a leading non-human
+    turn is dropped, and a first question without `<image>` gets one (READ would feed no image).
 
     Raises:
         ValueError: "bad_conversation: ..." when turns are malformed or no human turn is left.
@@ -37,9 +39,11 @@ def normalise_conversation(turns: Any) -> list[dict[str, str]]:
         out = out[1:]
     if not out or out[0]["from"] != "human":
         raise ValueError("bad_conversation: no human turn to start the conversation")
-    for t in out:
-        t["value"] = t["value"].replace(IMAGE_TOKEN, "").strip()
-    out[0]["value"] = IMAGE_TOKEN + "\n" + out[0]["value"]
+    for t in out:  # READ's preprocess_multimodal: only a turn holding <image> is rewritten (and stripped)
+        if IMAGE_TOKEN in t["value"]:
+            t["value"] = (IMAGE_TOKEN + "\n" + t["value"].replace(IMAGE_TOKEN, "").strip()).strip()
+    if not out[0]["value"].startswith(IMAGE_TOKEN):
+        out[0]["value"] = IMAGE_TOKEN + "\n" + out[0]["value"]  # READ would show no image; the model needs one
     return out
 
 
