@@ -15,11 +15,14 @@ class PreprocessConfig:
     """`python -m jobs.preprocess dataset=refcoco root=/data/raw split=train out=/data/shards/refcoco/train`."""
 
     dataset: str = MISSING
-    """Raw dataset name: reasonseg, refcoco(+/g), refclef, R-refcoco(+/g), fprefcoco(+/g), llava_vqa, ade20k."""
+    """Raw dataset name: reasonseg, refcoco(+/g), refclef, R-refcoco(+/g), fprefcoco(+/g), llava_vqa, ade20k, cocostuff,
+    pascal_part, paco_lvis, mapillary."""
     root: str = MISSING
-    """Raw data root (local folder) holding reason_seg/, refer_seg/, llava_dataset/ + coco/, ade20k/."""
+    """Raw data root (local folder) holding reason_seg/, refer_seg/, llava_dataset/ + coco/, ade20k/, cocostuff/ + coco/,
+    vlpart/pascal_part/, vlpart/paco/ + coco/, mapillary/ (the LISA/READ data layout)."""
     split: str = "train"
-    """Split to convert (ReasonSeg: train/val/test; REFER: train/val/testA/testB/test; ADE20K: train/val)."""
+    """Split to convert (ReasonSeg: train/val/test; REFER: train/val/testA/testB/test; ADE20K, COCO-Stuff, Mapillary:
+    train/val; PASCAL-Part: the <split>.json; PACO-LVIS: the paco_lvis_v1_<split>.json)."""
     out: str = MISSING
     """Output folder or fsspec URI (file://, s3://, ...) for *.tar, manifest.parquet, rejects.parquet, config.yaml."""
     split_by: str = ""

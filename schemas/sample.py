@@ -27,7 +27,8 @@ from schemas import SCHEMA_VERSION
 IMAGE_KEY, META_KEY, MASKS_KEY = "image", "json", "masks.npz"
 """WebDataset member suffixes, used nowhere else."""
 
-QUERY_TYPES = ("colour", "shape", "colour+shape", "spatial", "size", "false_premise", "negative", "sentence", "class")
+QUERY_TYPES = ("colour", "shape", "colour+shape", "spatial", "size", "false_premise", "negative", "sentence", "class",
+               "part")
 """Known `Query.query_type` values (synthetic data sets them; real data leaves None or a dataset-specific name)."""
 
 EDIT_TYPES = ("object", "attribute", "relation")

@@ -140,7 +140,7 @@ def build_conversations(
     k = num_classes_per_sample
     if sample.dataset in SEMSEG_DATASETS:
         mode = premises.semseg_mode(rng)
-        absent = [str(c) for c in (sample.extra or {}).get("absent_classes", [])]
+        absent = list((sample.extra or {}).get("absent_classes", []))
         if mode != "true" and absent:
             picked = rng.sample(sample.queries, k=min(k, len(sample.queries), len(absent)))
             false = rng.sample(absent, k=len(picked))
@@ -161,7 +161,7 @@ def query_conversation(
 ) -> Conversation:
     """One single-turn training conversation for one query (random templates from `rng`; short queries lower-cased
     in questions and answers, as READ)."""
-    text = templates.as_prompted(query.text, is_sentence=query.is_sentence)
+    text = templates.as_prompted(query_phrase(query, rng), is_sentence=query.is_sentence)
     if query.is_sentence:
         question = rng.choice(templates.LONG_QUESTIONS).format(sent=text)
     else:
@@ -189,19 +189,37 @@ def query_conversation(
     return Conversation(turns=[(question, answer)], query_ids=[query.query_id], kind=kind, meta=info)
 
 
+def class_phrase(name: str | list[str], rng: random.Random) -> str:
+    """A semantic-segmentation class as READ names it in a question: a class name as is, an [object, part] pair as
+    "<object> <part>" or "the <part> of the <object>", one or the other with probability 1/2 (`generate_class_names`)."""
+    if isinstance(name, str):
+        return name
+    obj, part = name
+    return f"{obj} {part}" if rng.random() < 0.5 else f"the {part} of the {obj}"
+
+
+def query_phrase(query: Query, rng: random.Random) -> str:
+    """A query's text, or for a part query (`extra` object and part) one of READ's two phrasings, drawn."""
+    extra = query.extra or {}
+    if "part" in extra and "object" in extra:
+        return class_phrase([extra["object"], extra["part"]], rng)
+    return query.text
+
+
 def absent_class_conversation(
-    present: Query, absent_class: str, *, mode: str, rng: random.Random, meta: dict[str, Any]
+    present: Query, absent_class: str | list[str], *, mode: str, rng: random.Random, meta: dict[str, Any]
 ) -> Conversation:
-    """A semantic-segmentation false premise (READ's SemSegDataset): a question about `absent_class`, answered by a
-    denial, or by a correction naming the `present` query's class. No [SEG], no mask."""
-    false = templates.as_prompted(absent_class, is_sentence=False)
+    """A semantic-segmentation false premise (READ's SemSegDataset): a question about `absent_class` (a name or an
+    [object, part] pair), answered by a denial, or by a correction naming the `present` query's class. No [SEG], no
+    mask."""
+    false = templates.as_prompted(class_phrase(absent_class, rng), is_sentence=False)
     question = rng.choice(templates.SHORT_QUESTIONS).format(class_name=false)
     if mode == "denial":
         answer = rng.choice(templates.DENIALS).format(class_name=false)
     else:
-        gt_sent = templates.as_prompted(present.text, is_sentence=False)
+        gt_sent = templates.as_prompted(query_phrase(present, rng), is_sentence=False)
         answer = rng.choice(templates.CORRECTIONS).format(false=false, gt_sent=gt_sent)
-    info = {**meta, "query_type": f"absent_class_{mode}", "absent_class": absent_class}
+    info = {**meta, "query_type": f"absent_class_{mode}", "absent_class": false}
     return Conversation(turns=[(question, answer)], query_ids=[present.query_id], kind=mode, meta=info)
 
 

@@ -12,7 +12,10 @@ import os
 
 from pipelines.sources.ade20k import Ade20kSource
 from pipelines.sources.base import LoadResult, Reject, Source, WorkUnit, iter_samples, read_image
+from pipelines.sources.coco_parts import CocoPartsSource
+from pipelines.sources.cocostuff import CocoStuffSource
 from pipelines.sources.llava import LlavaSource
+from pipelines.sources.mapillary import MapillarySource
 from pipelines.sources.reasonseg import ReasonSegSource, rasterise_shapes
 from pipelines.sources.refer import ReferSource, decode_segmentation, sentence_exists
 from pipelines.sources.safe_pickle import UnsafePickleError, load_plain_pickle
@@ -22,16 +25,18 @@ REFER_DATASETS = (
     "R-refcoco", "R-refcoco+", "R-refcocog",
     "fprefcoco", "fprefcoco+", "fprefcocog",
 )
-DATASETS = ("reasonseg", *REFER_DATASETS, "llava_vqa", "ade20k")
+DATASETS = ("reasonseg", *REFER_DATASETS, "llava_vqa", "ade20k", "cocostuff", "pascal_part", "paco_lvis",
+            "mapillary")
 """Dataset names the preprocessing job accepts."""
 SEMSEG_DATASETS = ("ade20k", "cocostuff", "pascal_part", "paco_lvis", "mapillary")
 """Semantic-segmentation datasets (READ's sem_seg): one query per present class or part annotation; their samples
 list the dataset's classes absent from the image in `extra["absent_classes"]` (for READ's false premises)."""
 
 __all__ = [
-    "DATASETS", "REFER_DATASETS", "SEMSEG_DATASETS", "Ade20kSource", "LlavaSource", "LoadResult", "ReasonSegSource",
-    "ReferSource", "Reject", "Source", "UnsafePickleError", "WorkUnit", "decode_segmentation", "iter_samples",
-    "load_plain_pickle", "open_source", "rasterise_shapes", "read_image", "sentence_exists",
+    "DATASETS", "REFER_DATASETS", "SEMSEG_DATASETS", "Ade20kSource", "CocoPartsSource", "CocoStuffSource",
+    "LlavaSource", "LoadResult", "MapillarySource", "ReasonSegSource", "ReferSource", "Reject", "Source",
+    "UnsafePickleError", "WorkUnit", "decode_segmentation", "iter_samples", "load_plain_pickle", "open_source",
+    "rasterise_shapes", "read_image", "sentence_exists",
 ]
 
 
@@ -54,6 +59,12 @@ def open_source(dataset: str, root: str, split: str, *, split_by: str = "") -> S
         src = LlavaSource(dataset=dataset, root=root, split=split)
     elif dataset == "ade20k":
         src = Ade20kSource(dataset=dataset, root=root, split=split)
+    elif dataset == "cocostuff":
+        src = CocoStuffSource(dataset=dataset, root=root, split=split)
+    elif dataset == "mapillary":
+        src = MapillarySource(dataset=dataset, root=root, split=split)
+    elif dataset in ("pascal_part", "paco_lvis"):
+        src = CocoPartsSource(dataset=dataset, root=root, split=split)
     else:
         src = ReferSource(dataset=dataset, root=root, split=split, split_by=split_by)
     src.check()  # type: ignore[attr-defined]

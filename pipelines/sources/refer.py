@@ -97,7 +97,7 @@ def _decode_polygons(parts: list, height: int, width: int) -> np.ndarray:
             raise ValueError(f"bad_polygon: part {k} is not a non-empty flat list of numbers")
     try:
         return mask_utils.decode(mask_utils.frPyObjects([[float(v) for v in part] for part in parts], height, width))
-    except (ValueError, TypeError, OverflowError, IndexError) as err:
+    except Exception as err:  # pycocotools raises a bare Exception ("input type is not supported") for 2-number parts
         raise ValueError(f"bad_polygon: pycocotools cannot decode the polygons ({type(err).__name__}: {err})") from err
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 DATASETS = ("reasonseg", "refcoco", "refcoco+", "refcocog", "R-refcoco", "R-refcoco+", "R-refcocog", "fprefcoco",
-            "fprefcoco+", "fprefcocog", "refclef", "llava_vqa", "ade20k")
+            "fprefcoco+", "fprefcocog", "refclef", "llava_vqa", "ade20k", "cocostuff", "pascal_part", "paco_lvis",
+            "mapillary")
 """Dataset names `SynthConfig.datasets` accepts (the same names the preprocessing job takes)."""
 
 
@@ -16,7 +17,8 @@ class SynthConfig:
     """What to write and how big. Every count is a number of IMAGES (REFER/ReasonSeg queries come on top)."""
 
     out: str = MISSING
-    """Local root folder of the raw tree (gets reason_seg/, refer_seg/, llava_dataset/, coco/, ade20k/)."""
+    """Local root folder of the raw tree (gets reason_seg/, refer_seg/, llava_dataset/, coco/, ade20k/, cocostuff/,
+    vlpart/, mapillary/)."""
     seed: int = 0
     """Same seed and options -> byte-identical files."""
     image_size: list[int] = field(default_factory=lambda: [128, 96])
@@ -60,6 +62,14 @@ class SynthConfig:
     """LLaVA-Instruct conversations (one image each)."""
     num_ade20k: int = 16
     """ADE20K training images."""
+    num_cocostuff: int = 4
+    """COCO-Stuff train2017 label maps (with their coco/train2017 images)."""
+    num_pascal_part: int = 4
+    """PASCAL-Part train images (a body and two eyes per shape)."""
+    num_paco_lvis: int = 4
+    """PACO-LVIS train images (an object and one part per shape)."""
+    num_mapillary: int = 4
+    """Mapillary Vistas v2.0 training label maps."""
     max_refs_per_image: int = 3
     """REFER: at most this many referred objects per image."""
     max_sents_per_ref: int = 3

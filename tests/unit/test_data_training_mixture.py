@@ -68,7 +68,7 @@ def test_semseg_premise_modes_follow_reads_weights():
                 continue
             assert "[SEG]" not in answer and c.masks == []
             absent = c.meta["absent_class"]
-            assert absent in ADE_ABSENT and absent.lower() in question and absent.lower() in answer
+            assert absent in [a.lower() for a in ADE_ABSENT] and absent in question and absent in answer
             if c.kind == "correction":
                 assert "wall" in answer or "floor" in answer  # names the present class, lower-cased
     shares = {k: v / 20_000 for k, v in kinds.items()}
@@ -95,6 +95,24 @@ def test_reasonseg_false_premise_mode_uses_the_entries_own_answers():
     plain = random.Random(2)
     assert all(c.kind == "seg" for _ in range(500)
                for c in build_conversations(reasonseg_sample(1, with_fp=False), rng=plain, num_classes_per_sample=2))
+
+
+def test_parts_named_both_ways_as_read():
+    h, w = 12, 12
+    q = Query(query_id="1:a5", text="the wheel of the car", mask=_mask(h, w, 2), query_type="part",
+              extra={"object": "car", "part": "wheel"})
+    s = ShardSample(key=make_key("pascal_part", "train", 1), dataset="pascal_part", split="train",
+                    image_bytes=make_image_bytes(h, w, seed=1), image_format="png", height=h, width=w, queries=[q],
+                    source="x", extra={"absent_classes": [["dog", "Tail"], "bus"]})
+    seen = collections.Counter()
+    rng = random.Random(3)
+    for _ in range(4000):
+        (c,) = build_conversations(s, rng=rng, num_classes_per_sample=1)
+        question = c.turns[0][0]
+        for phrase in ("car wheel", "the wheel of the car", "dog tail", "the tail of the dog", "bus"):
+            seen[phrase] += phrase in question
+    assert all(seen[p] > 0 for p in ("car wheel", "the wheel of the car", "dog tail", "the tail of the dog", "bus"))
+    assert abs(seen["car wheel"] / (seen["car wheel"] + seen["the wheel of the car"]) - 0.5) < 0.05
 
 
 def test_other_datasets_draw_no_premise_mode():

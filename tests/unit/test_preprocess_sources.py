@@ -36,7 +36,8 @@ def _collect(src):
     [("refcoco", "val", "val"), ("fprefcoco", "val", "val"), ("R-refcoco", "train", "train"),
      ("refcocog", "test", "test"), ("refclef", "train", "train"), ("refclef", "testC", "testC"),
      ("reasonseg", "train", "train"), ("reasonseg", "val", "val"), ("llava_vqa", "train", "train"),
-     ("ade20k", "train", "training")],
+     ("ade20k", "train", "training"), ("cocostuff", "train", "train"), ("pascal_part", "train", "train"),
+     ("paco_lvis", "train", "train"), ("mapillary", "train", "train")],
 )
 def test_reader_counts_match_synth_summary(synth_root, dataset, split, summary_split):
     counts = json.loads((synth_root / "synth_summary.json").read_text())[dataset][summary_split]
