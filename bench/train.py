@@ -5,7 +5,9 @@
   `samples_per_s` (images/s, all ranks), divided by the number of workers.
 * loader: `pipelines.data.stream.build_loader` alone for one rank of the same run (same DataConfig, same DataLoader
   workers, same model input sizes), images/s after one warm-up batch.
-* ratio = loader / train per worker; goal >= 2. In full mode, the loader is also timed at the real presets' input
+* ratio = loader / train per worker; goal >= 2, also for the loader over READ's whole ReasonSeg-recipe mixture
+  (configs/train_read7b_reasonseg.yaml's streams: every dataset, READ's premise rates) on synthetic shards.
+  In full mode, the loader is also timed at the real presets' input
   sizes (CLIP 336, SAM 1024, 576 image tokens) on 640x480 images: compare it with a GPU run's samples/s per GPU.
 
     python -m bench.train [--quick]
@@ -53,6 +55,34 @@ def synthetic_shards(width: int, height: int, num_images: int, out: Path = OUT) 
     return root
 
 
+MIXTURE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train_read7b_reasonseg.yaml"
+"""The recipe whose whole training mixture (every stream and dataset, READ's premise rates) the loader is timed on."""
+
+
+def mixture_shards(num_images: int, out: Path = OUT) -> Path:
+    """Write (once) synthetic shards of every dataset MIXTURE_CONFIG's streams read, as `<dataset>-train/`, under
+    `out`; returns shards_root."""
+    from pipelines.shards import preprocess_source
+    from pipelines.sources import open_source
+    from pipelines.synth import SynthConfig, write_all
+    from pipelines.synth.config import DATASETS
+
+    root = out / f"mixture_{num_images}"
+    if (root / "done").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    raw = root / "raw"
+    counts = {f"num_{name}": num_images for name in ("reasonseg_train", "refcoco_train", "refcocog_train",
+                                                       "refclef_train", "llava", "ade20k", "cocostuff", "mapillary",
+                                                       "pascal_part", "paco_lvis")}
+    write_all(SynthConfig(out=str(raw), seed=0, image_size=[160, 120], datasets=list(DATASETS), **counts))
+    for dataset in DATASETS:
+        preprocess_source(open_source(dataset, str(raw), "train"), str(root / f"{dataset}-train"),
+                          shard_max_samples=16, shard_max_bytes=1 << 28, num_workers=0, progress=lambda line: None)
+    (root / "done").touch()
+    return root
+
+
 def _train_rate(shards_root: Path, steps: int) -> tuple[float, int, float]:
     """(images/s per worker, workers, wall seconds of the job) of a tiny training run."""
     from jobs.train import main
@@ -70,8 +100,9 @@ def _train_rate(shards_root: Path, steps: int) -> tuple[float, int, float]:
     return statistics.median(rates) / cfg.num_workers, cfg.num_workers, wall
 
 
-def _loader_rate(shards_root: Path, num_batches: int, *, real_sizes: bool) -> float:
-    """Images/s of rank 0's loader (of the tiny run's world size), with the run's DataLoader workers."""
+def _loader_rate(shards_root: Path, num_batches: int, *, real_sizes: bool, mixture: bool = False) -> float:
+    """Images/s of rank 0's loader (of the tiny run's world size), with the run's DataLoader workers; `mixture`
+    reads MIXTURE_CONFIG's streams and premise rates instead of the tiny run's."""
     from model.build import build_read
     from model.config import ReadModelConfig
     from pipelines.data.stream import ShardReadPolicy, build_loader
@@ -79,6 +110,12 @@ def _loader_rate(shards_root: Path, num_batches: int, *, real_sizes: bool) -> fl
     from pipelines.train.preflight import absolute_local_paths
 
     cfg = load_config(TrainConfig, ["--config", str(CONFIG), f"shards_root={shards_root}"])
+    if mixture:
+        recipe = load_config(TrainConfig, ["--config", str(MIXTURE_CONFIG), f"shards_root={shards_root}",
+                                           "model.llava_path=unused", "model.sam_checkpoint=unused"])
+        cfg.data.streams, cfg.data.num_classes_per_sample = recipe.data.streams, recipe.data.num_classes_per_sample
+        cfg.data.semseg_premise_weights = recipe.data.semseg_premise_weights
+        cfg.data.reasonseg_false_premise_share = recipe.data.reasonseg_false_premise_share
     absolute_local_paths(cfg)
     model, tokenizer = build_read(ReadModelConfig(preset="tiny"))
     spec = ModelInputSpec.from_model(model)
@@ -99,14 +136,18 @@ def run(quick: bool) -> list[dict]:
     loader = _loader_rate(shards_root, 20 if quick else 80, real_sizes=False)
     train, workers, wall = _train_rate(shards_root, 12 if quick else 40)
     ratio = loader / train
+    mixture = _loader_rate(mixture_shards(8 if quick else 32), 20 if quick else 80, real_sizes=False, mixture=True)
     print(f"[bench.train] train {train:.2f} images/s per worker ({workers} CPU workers, job wall {wall:.0f}s); "
-          f"loader {loader:.2f} images/s per worker; loader/train = {ratio:.2f} (goal >= 2)")
+          f"loader {loader:.2f} images/s per worker; loader/train = {ratio:.2f} (goal >= 2); READ's full mixture "
+          f"loader {mixture:.2f} images/s per worker = {mixture / train:.2f}x train")
     rows = [
         {"bench": "train", "metric": "train samples/s per worker (tiny, CPU)", "value": train, "unit": "images/s",
          "goal": ""},
         {"bench": "train", "metric": "loader samples/s per worker (tiny sizes)", "value": loader, "unit": "images/s",
          "goal": ""},
         {"bench": "train", "metric": "loader / train per worker", "value": ratio, "unit": "x", "goal": ">= 2"},
+        {"bench": "train", "metric": "loader / train per worker, READ's full mixture (reasonseg recipe streams)",
+         "value": mixture / train, "unit": "x", "goal": ">= 2"},
         {"bench": "train", "metric": "train job wall time", "value": wall, "unit": "s", "goal": ""},
     ]
     if not quick:
