@@ -74,7 +74,7 @@ def run(quick: bool) -> list[dict]:
     num_shards, per_shard = (6, 6) if quick else (12, 12)
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             data = write_data(Path(tmp) / "data", num_shards=num_shards, per_shard=per_shard)

@@ -115,7 +115,7 @@ def run(quick: bool) -> list[dict]:
     t0 = time.perf_counter()
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     row("ray cluster start", time.perf_counter() - t0, "s", "paid once per cluster")
     try:
         _, _, _, rss_small = _job(small, OUT / "job_small", 2)  # also warms up both workers

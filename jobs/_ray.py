@@ -1,4 +1,12 @@
-"""Start or join a Ray cluster the same way in every job."""
+"""Start or join a Ray cluster the same way in every job.
+
+`ray_address` (every job config has it) picks what a job does:
+    "" (and no RAY_ADDRESS env var), or "local": start a private local cluster for this job, whatever Ray's temp dir
+        (default /tmp/ray) holds. A bare `ray.init()` would instead join the cluster named by the
+        `ray_current_cluster` file there, even a dead head or another user's cluster.
+    "auto", "host:port", "ray://host:port", or "" with RAY_ADDRESS set (as under `ray job submit`): join that
+        cluster, without resource counts (Ray refuses num_cpus/num_gpus when joining).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,57 @@ import os
 
 import ray
 
+LOCAL = "local"
+"""`ray.init(address=...)` value that always starts a new local cluster and never reads `ray_current_cluster`."""
+
+JOIN_FIX = "start the cluster with `ray start --head` or leave ray_address empty to start a local one"
+"""The advice every failed join ends with."""
+
+
+def cluster_to_join(address: str) -> str:
+    """The address `init_ray(address)` joins: `address` itself, else the RAY_ADDRESS env var; "" means start a
+    private local cluster (also for `address="local"`)."""
+    if address == LOCAL:
+        return ""
+    return address or os.environ.get("RAY_ADDRESS", "")
+
 
 def init_ray(address: str, *, num_cpus: int | None = None) -> bool:
-    """Join the cluster at `address` ("auto" or "ray://..."/"host:port"), or start a local one when it is "".
+    """Join the cluster `address` names ("auto", "host:port", "ray://...", or RAY_ADDRESS when `address` is ""), or
+    start a private local cluster with `num_cpus` CPUs and no dashboard when there is nothing to join.
 
-    Under `ray job submit` the driver already has RAY_ADDRESS set, and `ray.init()` joins that cluster.
-    Returns True when this call started a local cluster (the job should `ray.shutdown()` it at the end).
+    Returns True when this call started a local cluster (the job should `ray.shutdown()` it at the end), False when
+    it joined one or Ray was already initialized. A failed join raises SystemExit naming `ray_address` and the fix.
     """
     if ray.is_initialized():
         return False
-    if address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=address or None, log_to_driver=True)
+    target = cluster_to_join(address)
+    if target:
+        join_cluster(target, address)
         return False
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    ray.init(address=LOCAL, num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
     return True
+
+
+def join_cluster(target: str, address: str) -> None:
+    """`ray.init(address=target)` with no resource counts; SystemExit with the config key and the fix if it fails.
+
+    `address` is the configured ray_address (may be "" when `target` came from RAY_ADDRESS), for the message only.
+    """
+    try:
+        ray.init(address=target, log_to_driver=True)
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as err:
+        raise SystemExit(f"could not join the Ray cluster at {_describe(target, address)}: "
+                         f"{type(err).__name__}: {err}\n{JOIN_FIX}.") from err
+
+
+def _describe(target: str, address: str) -> str:
+    """Where the join address came from, e.g. `ray_address=auto` or `RAY_ADDRESS=10.0.0.1:6379 (ray_address empty)`."""
+    env = os.environ.get("RAY_ADDRESS", "")
+    if address:
+        suffix = f" (RAY_ADDRESS={env} takes precedence for auto)" if address == "auto" and env else ""
+        return f"ray_address={address}{suffix}"
+    return f"RAY_ADDRESS={target} (ray_address empty)"
 
 
 def run_one_task(fn, *args, address: str, num_cpus: int):
