@@ -15,10 +15,10 @@ class PreprocessConfig:
     """`python -m jobs.preprocess dataset=refcoco root=/data/raw split=train out=/data/shards/refcoco/train`."""
 
     dataset: str = MISSING
-    """Raw dataset name: reasonseg, refcoco(+/g), refclef, R-refcoco(+/g), fprefcoco(+/g), llava_vqa, ade20k, cocostuff,
-    pascal_part, paco_lvis, mapillary."""
+    """Raw dataset name: reasonseg, refcoco(+/g), refclef, R-refcoco(+/g), fprefcoco(+/g), llava_vqa, ade20k,
+    cocostuff, pascal_part, paco_lvis, mapillary."""
     root: str = MISSING
-    """Raw data root (local folder) holding reason_seg/, refer_seg/, llava_dataset/ + coco/, ade20k/, cocostuff/ + coco/,
+    """Raw data root (local folder) holding reason_seg/, refer_seg/, llava_dataset/ + coco/, ade20k/, cocostuff/,
     vlpart/pascal_part/, vlpart/paco/ + coco/, mapillary/ (the LISA/READ data layout)."""
     split: str = "train"
     """Split to convert (ReasonSeg: train/val/test; REFER: train/val/testA/testB/test; ADE20K, COCO-Stuff, Mapillary:
@@ -26,8 +26,8 @@ class PreprocessConfig:
     out: str = MISSING
     """Output folder or fsspec URI (file://, s3://, ...) for *.tar, manifest.parquet, rejects.parquet, config.yaml."""
     split_by: str = ""
-    """REFER refs variant, the file refs(<split_by>).p; "" reads what READ reads: unc_exclude_unified (refcoco, refcoco+,
-    R-refcoco, R-refcoco+) or umd_exclude_unified (refcocog, R-refcocog), falling back to REFER's unc / umd;
+    """REFER refs variant, the file refs(<split_by>).p; "" reads what READ reads: unc_exclude_unified (refcoco,
+    refcoco+, R-refcoco, R-refcoco+) or umd_exclude_unified (refcocog, R-refcocog), falling back to REFER's unc / umd;
     berkeley_exclude_unified for fprefcoco(+/g); unc for refclef. The job writes the variant it read here."""
     shard_max_samples: int = 1000
     """Most images per shard."""

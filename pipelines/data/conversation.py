@@ -22,7 +22,8 @@ from pipelines.sources import SEMSEG_DATASETS
 from schemas.sample import Query, ShardSample
 
 FALSE_PREMISE_QA = "false_premise"
-"""`query_type` of ReasonSeg's `false_premise_QA` entries (pipelines.sources.reasonseg), answered by `extra["answer"]`."""
+"""`query_type` of ReasonSeg's `false_premise_QA` entries (pipelines.sources.reasonseg), answered by
+`extra["answer"]`."""
 
 SYSTEM = (
     "A chat between a curious human and an artificial intelligence assistant. "
@@ -191,7 +192,7 @@ def query_conversation(
 
 def class_phrase(name: str | list[str], rng: random.Random) -> str:
     """A semantic-segmentation class as READ names it in a question: a class name as is, an [object, part] pair as
-    "<object> <part>" or "the <part> of the <object>", one or the other with probability 1/2 (`generate_class_names`)."""
+    "<object> <part>" or "the <part> of the <object>", each with probability 1/2 (READ's `generate_class_names`)."""
     if isinstance(name, str):
         return name
     obj, part = name

@@ -25,9 +25,9 @@ object categories, `extra` {"category_id", "object"[, "part"]}.
 Where this reader chooses otherwise, and why:
 - text of an (object, part) category: READ draws "<object> <part>" or "the <part> of the <object>" at random for
   every question; a deterministic reader stores one canonical text, "the <part> of the <object>", and both names in
-  `extra`, from which the training loader redraws READ's two forms (`pipelines.data.conversation`). That form is the unambiguous noun phrase and reads as
-  English inside this project's question templates ("Can you segment the wheel of the car ...?"), where "car wheel"
-  would lack its article;
+  `extra`, from which the training loader redraws READ's two forms (`pipelines.data.conversation`). That form is
+  the unambiguous noun phrase and reads as English inside this project's question templates ("Can you segment the
+  wheel of the car ...?"), where "car wheel" would lack its article;
 - READ re-draws the whole image when one `annToMask` fails and crashes on an unknown category id or a malformed
   category name; here only that annotation is rejected (`bad_polygon`, `bad_rle`, `bad_segmentation`,
   `empty_segmentation`, `unknown_category`, `bad_category`, `duplicate_ann_id`), one query each, and the image keeps
@@ -56,7 +56,7 @@ from pipelines.sources.base import (
     read_image,
     size_mismatch,
 )
-from pipelines.sources.refer import _is_int, decode_segmentation
+from pipelines.sources.refer import is_integer_id, decode_segmentation
 from schemas.sample import Query, ShardSample, make_key
 
 PART_DATASETS = ("pascal_part", "paco_lvis")
@@ -152,23 +152,23 @@ class CocoPartsSource:
         seen_anns: set[int] = set()
         referenced: set[int] = set()  # images some annotation record points to, usable or not
         for i, ann in enumerate(data["annotations"]):
-            if isinstance(ann, dict) and _is_int(ann.get("image_id")):
+            if isinstance(ann, dict) and is_integer_id(ann.get("image_id")):
                 referenced.add(int(ann["image_id"]))
             ann_id = ann.get("id") if isinstance(ann, dict) else None
-            key = f"annotation {ann_id}" if _is_int(ann_id) else f"annotation #{i}"
+            key = f"annotation {ann_id}" if is_integer_id(ann_id) else f"annotation #{i}"
             problem = ""
-            if not isinstance(ann, dict) or not _is_int(ann_id) or "segmentation" not in ann:
+            if not isinstance(ann, dict) or not is_integer_id(ann_id) or "segmentation" not in ann:
                 problem = f"bad_annotation: {key} needs an integer 'id' and a 'segmentation'"
             elif ann_id in seen_anns:
                 problem = f"duplicate_ann_id: {key} appears more than once in {where}"
-            elif not _is_int(ann.get("image_id")) or ann["image_id"] not in images:
+            elif not is_integer_id(ann.get("image_id")) or ann["image_id"] not in images:
                 image_id = ann.get("image_id")
-                known = bad_images.get(image_id) if _is_int(image_id) else None
+                known = bad_images.get(image_id) if is_integer_id(image_id) else None
                 problem = f"{known} ({key})" if known else (f"unknown_image_id: {key} points to image {image_id!r}, "
                                                             f"absent from {where}")
-            elif not _is_int(ann.get("category_id")) or ann["category_id"] not in categories:
+            elif not is_integer_id(ann.get("category_id")) or ann["category_id"] not in categories:
                 cat_id = ann.get("category_id")
-                known = bad_categories.get(cat_id) if _is_int(cat_id) else None
+                known = bad_categories.get(cat_id) if is_integer_id(cat_id) else None
                 problem = f"{known} ({key})" if known else (f"unknown_category: {key} has category_id {cat_id!r}, "
                                                             f"absent from the categories of {where}")
             if problem:
@@ -223,7 +223,7 @@ class CocoPartsSource:
         bad: dict[int, str] = {}
         for i, cat in enumerate(records):
             cat_id = cat.get("id") if isinstance(cat, dict) else None
-            if not _is_int(cat_id):
+            if not is_integer_id(cat_id):
                 rejects.append(Reject(source=path, key=f"category #{i}", num_queries=0,
                                       reason=f"bad_category: category record #{i} has no integer 'id'"))
                 continue
@@ -264,7 +264,7 @@ class CocoPartsSource:
                 if isinstance(ann["segmentation"], list) and not ann["segmentation"]:
                     raise ValueError("empty_segmentation: the segmentation is an empty list (pycocotools annToMask "
                                      "cannot decode it)")
-                mask = _ann_to_mask(ann["segmentation"], height, width)
+                mask = decode_segmentation(ann["segmentation"], height, width)
             except ValueError as err:
                 rejects.append(Reject(source=self.json_path, key=f"{unit.key}:a{ann['id']}", num_queries=1,
                                       reason=f"{err} ({where})"))
@@ -292,17 +292,6 @@ def _absent_name(fields: dict[str, Any]) -> str | list[str]:
     return [extra["object"], extra["part"]] if "part" in extra else fields["text"]
 
 
-def _ann_to_mask(segmentation: Any, height: int, width: int) -> Any:
-    """`decode_segmentation`, with pycocotools' bare `Exception` ("input type is not supported", e.g. a polygon of
-    one point) turned into a "bad_segmentation" ValueError: READ wraps `annToMask` in `except Exception` too."""
-    try:
-        return decode_segmentation(segmentation, height, width)
-    except ValueError:
-        raise
-    except Exception as err:  # noqa: BLE001 - pycocotools raises bare Exception for unsupported input
-        raise ValueError(f"bad_segmentation: pycocotools cannot decode it ({type(err).__name__}: {err})") from err
-
-
 def _read_images(records: list[Any], path: str, rejects: list[Reject]) -> tuple[dict[int, dict[str, Any]],
                                                                                    dict[int, str]]:
     """Valid image records {id: {file_name, height, width}} and {id: reject reason} of malformed ones (their
@@ -312,13 +301,13 @@ def _read_images(records: list[Any], path: str, rejects: list[Reject]) -> tuple[
     where = os.path.basename(path)
     for i, im in enumerate(records):
         image_id = im.get("id") if isinstance(im, dict) else None
-        if not _is_int(image_id):
+        if not is_integer_id(image_id):
             rejects.append(Reject(source=path, key=f"image #{i}", num_queries=0,
                                   reason=f"bad_image_record: image record #{i} of {where} has no integer 'id'"))
             continue
         image_id = int(image_id)
         fine = (isinstance(im.get("file_name"), str) and im["file_name"]
-                and all(_is_int(im.get(k)) and im[k] > 0 for k in ("height", "width")))
+                and all(is_integer_id(im.get(k)) and im[k] > 0 for k in ("height", "width")))
         if image_id in images or image_id in bad:
             bad[image_id] = f"bad_image_record: image {image_id} appears more than once in {where}"
             images.pop(image_id, None)

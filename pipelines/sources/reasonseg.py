@@ -37,8 +37,9 @@ def rasterise_shapes(shapes: list[dict[str, Any]], height: int, width: int) -> n
 
     READ's `get_mask_from_json` rule, with OpenCV: shapes labelled `flag` (case-insensitive) are skipped; each other
     shape's area is measured by drawing it (`cv2.polylines` closed, thickness 1, then `cv2.fillPoly`) on a scratch
-    mask; shapes are then painted largest area first (`np.argsort(areas)[::-1]`, as READ orders them) with the same two calls, value 255 when the
-    label contains `ignore`, else 1, so smaller shapes overwrite larger ones. Points are truncated to int32 as
+    mask; shapes are then painted largest area first (`np.argsort(areas)[::-1]`, as READ orders them) with the same
+    two calls, value 255 when the label contains `ignore`, else 1, so smaller shapes overwrite larger ones. Points
+    are truncated to int32 as
     `np.array(points, dtype=np.int32)` does; shapes of 1 or 2 points are drawn too (a dot or a line), and points
     outside the image are clipped by OpenCV.
 

@@ -317,7 +317,7 @@ class ReferSource:
         return LoadResult(sample=sample, rejects=rejects)
 
 
-def _is_int(value: Any) -> bool:
+def is_integer_id(value: Any) -> bool:
     """An integer id, Python's or numpy's (REFER pickles re-saved by Python 3 may hold numpy scalars)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -334,12 +334,13 @@ def _ref_problem(ref: Any) -> str:
                 "no targets per expression), which REFER-family readers do not define; point root= at the dataset's "
                 "own refs files")
     for name in ("ref_id", "ann_id", "image_id"):
-        if not _is_int(ref[name]):
+        if not is_integer_id(ref[name]):
             return f"ref {ref['ref_id']}: {name} must be an integer, got {type(ref[name]).__name__} {ref[name]!r}"
     if not isinstance(ref["sentences"], list):
         return f"ref {ref['ref_id']}: 'sentences' is not a list"
     for s in ref["sentences"]:
-        if not isinstance(s, dict) or not _is_int(s.get("sent_id")) or not isinstance(s.get("sent", s.get("raw")), str):
+        text = s.get("sent", s.get("raw")) if isinstance(s, dict) else None
+        if not isinstance(s, dict) or not is_integer_id(s.get("sent_id")) or not isinstance(text, str):
             return f"ref {ref['ref_id']}: a sentence lacks an integer sent_id or its sent text"
     return ""
 

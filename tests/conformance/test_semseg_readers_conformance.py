@@ -277,7 +277,8 @@ def test_cocostuff_matches_read(outputs, raw):
     assert {s.key for s in samples} == {"000000000009", "000000000025"}
     assert sorted(zip(rejects["key"], rejects["reason"].str.split(":").str[0], rejects["num_queries"])) == [
         ("000000000030", "no_classes", 0), ("000000000034", "unknown_class", 2)]
-    assert rejects.loc[rejects["key"] == "000000000034", "source"].item().endswith("cocostuff/train2017/000000000034.png")
+    source = rejects.loc[rejects["key"] == "000000000034", "source"].item()
+    assert source.endswith("cocostuff/train2017/000000000034.png")
     for s in samples:
         raw_label = raw["cocostuff"][s.key]
         label, ids = read_label_map_classes(raw_label, dash)

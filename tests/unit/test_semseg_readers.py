@@ -189,11 +189,11 @@ def test_parts_bad_inputs_are_quarantined(semseg_raw):
     by_code: dict[str, list[Reject]] = {}
     for r in rejects:
         by_code.setdefault(r.code, []).append(r)
-    assert sorted(by_code) == ["bad_category", "bad_segmentation", "duplicate_ann_id", "empty_segmentation",
+    assert sorted(by_code) == ["bad_category", "bad_polygon", "duplicate_ann_id", "empty_segmentation",
                                "missing_image", "unknown_category"]
     assert [r.num_queries for r in by_code["missing_image"]] == [n_last]
     assert by_code["missing_image"][0].source == str(image_dir / last["file_name"])
-    for code in ("unknown_category", "bad_category", "duplicate_ann_id", "empty_segmentation", "bad_segmentation"):
+    for code in ("unknown_category", "bad_category", "duplicate_ann_id", "empty_segmentation", "bad_polygon"):
         (r,) = by_code[code]
         assert r.num_queries == 1 and str(path) in (r.source + r.reason)
     assert "999" in by_code["unknown_category"][0].reason
