@@ -22,24 +22,7 @@ from pipelines.sources.reasonseg import read_labelme_json
 from pipelines.sources.refer import decode_segmentation, select_split
 from pipelines.sources.safe_pickle import UnsafePickleError, load_plain_pickle
 from schemas.sample import ShardSample
-
-
-def _read_mask(shapes, height, width):
-    """READ's dataloaders/data_processing.py get_mask_from_json, drawn here with OpenCV calls of its own."""
-    kept = [s for s in shapes if s["label"].lower() != "flag"]
-    areas = []
-    for s in kept:
-        tmp = np.zeros((height, width), dtype=np.uint8)
-        cv2.polylines(tmp, np.array([s["points"]], dtype=np.int32), True, 1, 1)
-        cv2.fillPoly(tmp, np.array([s["points"]], dtype=np.int32), 1)
-        areas.append(tmp.sum())
-    mask = np.zeros((height, width), dtype=np.uint8)
-    for i in list(np.argsort(areas)[::-1].astype(np.int32)):
-        s = kept[i]
-        value = 255 if "ignore" in s["label"].lower() else 1
-        cv2.polylines(mask, np.array([s["points"]], dtype=np.int32), True, value, 1)
-        cv2.fillPoly(mask, np.array([s["points"]], dtype=np.int32), value)
-    return mask
+from tests.conformance.expected import reasonseg_mask  # READ's get_mask_from_json, drawn with OpenCV
 
 
 def test_reasonseg_masks_equal_reads_opencv_drawing_on_random_polygons():
@@ -53,7 +36,7 @@ def test_reasonseg_masks_equal_reads_opencv_drawing_on_random_polygons():
             label = ["target", "ignore_this", "Flag", "person"][int(rng.integers(4))]
             shapes.append({"label": label, "points": pts})
         got = rasterise_shapes(shapes, height, width)
-        assert np.array_equal(got, _read_mask(shapes, height, width))
+        assert np.array_equal(got, reasonseg_mask(shapes, height, width))
 
 
 def test_two_point_shape_is_a_line_not_a_reject():

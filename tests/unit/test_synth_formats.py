@@ -25,6 +25,7 @@ from pipelines.synth.palette import ADE20K_CLASSES, COLOURS, SHAPES
 from pipelines.synth.reasonseg import sample_record
 from pipelines.synth.refer import LAYOUT, pool_scene
 from schemas.sample import QUERY_TYPES
+from tests.conformance.expected import reasonseg_mask
 from tests.fixtures.synth import SMALL_TREE
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")  # numpy 2 copy= notice
@@ -88,27 +89,6 @@ def _read_json(path):
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         return json.loads(data.decode("cp1252"))
-
-
-def _read_mask(record, h, w):
-    """READ dataloaders/data_processing.py `get_mask_from_json`: OpenCV, largest polygon first, 'flag' skipped,
-    'ignore' -> 255."""
-    areas, kept = [], []
-    for shape in record["shapes"]:
-        if shape["label"].lower() == "flag":
-            continue
-        tmp = np.zeros((h, w), dtype=np.uint8)
-        cv2.polylines(tmp, np.array([shape["points"]], dtype=np.int32), True, 1, 1)
-        cv2.fillPoly(tmp, np.array([shape["points"]], dtype=np.int32), 1)
-        areas.append(tmp.sum())
-        kept.append(shape)
-    mask = np.zeros((h, w), dtype=np.uint8)
-    for k in list(np.argsort(areas)[::-1].astype(np.int32)):
-        shape = kept[k]
-        value = 255 if "ignore" in shape["label"].lower() else 1
-        cv2.polylines(mask, np.array([shape["points"]], dtype=np.int32), True, value, 1)
-        cv2.fillPoly(mask, np.array([shape["points"]], dtype=np.int32), value)
-    return mask
 
 
 def _nearest_colour(rgb):
@@ -275,7 +255,7 @@ def test_reasonseg_tree(synth_root):
             for s in record["shapes"]:
                 pts = np.array(s["points"])
                 assert (pts >= 0).all() and (pts[:, 0] <= w - 1).all() and (pts[:, 1] <= h - 1).all()
-            mask = _read_mask(record, h, w)
+            mask = reasonseg_mask(record["shapes"], h, w)
             targets = [record["objects"][t] for t in record["target_indices"]]
             # the objects' truth areas are READ's mask: exactly the target pixels are 1
             assert (mask == 1).sum() == sum(t["area"] for t in targets)
@@ -332,7 +312,7 @@ def test_reasonseg_exif_rotated_image(synth_root):
             diff = np.abs(upright.astype(np.int32) - scene.rgb).mean()
             turned = np.abs(upright.astype(np.int32) - scene.rgb[::-1, ::-1]).mean()  # same size, wrong way up
             assert diff < 10 and diff < 0.5 * turned, (diff, turned)  # the same picture up to JPEG loss
-            mask = _read_mask(record, *upright.shape[:2])
+            mask = reasonseg_mask(record["shapes"], *upright.shape[:2])
             assert (mask == 1).sum() == sum(record["objects"][t]["area"] for t in record["target_indices"])
     assert [p.name for p in rotated] == ["synth_train_00000.jpg"]
 
