@@ -108,7 +108,7 @@ class DataConfig:
         """
         if not self.streams:
             raise ValueError("data.streams is empty: give at least one {name, shards, rate} stream")
-        out: dict[str, list[str]] = {}
+        out: dict[str, list[list[str]]] = {}
         for i, stream in enumerate(self.streams):
             key = f"data.streams[{i}].shards (stream {stream.name!r})"
             parts = [expand_shards(part) for part in shard_parts(stream.shards)]
