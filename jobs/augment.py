@@ -1,12 +1,14 @@
 """FP-RefCOCO-style false-premise augmentation of a REFER-format dataset split, on Ray.
 
     python -m jobs.augment dataset=refcoco root=/data split=train out=runs/fp_refcoco_train \
-        [per_query=1] [edits=[object,attribute,relation]] [seed=0] [rewriter=rules|lm lm_path=DIR] \
-        [num_workers=2] [ray_address=auto] [export_refer=true]
+        [per_query=1] [edits=[object,attribute,relation]] [edit_weights={relation:2}] [seed=0] \
+        [rewriter=rules|lm lm_path=DIR] [num_workers=2] [ray_address=auto] [export_refer=true]
 
-Writes shards (true + false-premise queries, schemas.sample), manifest.parquet, rejects.parquet, summary.parquet
-(counts per edit type and reject reason), config.yaml, and with export_refer a REFER-format FP-RefCOCO copy under
-<out>/refer. Atomic and resumable (same plan digest -> finished shards are kept); deterministic for a seed.
+Writes shards (true + false-premise queries, schemas.sample; each variant's extra["verified"] says whether the
+annotations show it describes no object of the image), manifest.parquet, rejects.parquet, summary.parquet (coverage,
+the edit mix against the weights, verified shares and reject reasons per edit type), config.yaml, and with
+export_refer a REFER-format FP-RefCOCO copy under <out>/refer. Prints the coverage and mix line. Atomic and resumable
+(same plan digest -> finished shards are kept); deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     started = init_ray(cfg.ray_address, num_cpus=max(cfg.num_workers, 1)) if cfg.num_workers > 0 else False
     try:
         source = AugmentingSource(
-            inner=inner, coco=coco, rewriter=cfg.build_rewriter(), policy=cfg.policy(), fingerprint=cfg.fingerprint()
+            inner=inner, coco=coco, rewriter=cfg.build_rewriter(), policy=cfg.policy(), fingerprint=cfg.fingerprint(),
+            calibration_images=cfg.calibration_images,
         )
         written = preprocess_source(
             source, cfg.out, shard_max_samples=cfg.shard_max_samples, shard_max_bytes=cfg.shard_max_bytes,
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[augment] exported {exported} as refer_seg/{name}/refs({split_by}).p")
         else:
             counts = counts_of(iter_metadata(shard_urls(cfg.out)))
-        table = summary_table(counts, dataset=cfg.dataset, split=cfg.split, rewriter=cfg.rewriter)
+        table = summary_table(counts, dataset=cfg.dataset, split=cfg.split, rewriter=cfg.rewriter,
+                              weights=cfg.weights(), calibration=source.calibration)
         storage.atomic_write_parquet(storage.join(cfg.out, "summary.parquet"), table)
     except BadSampleError as err:
         raise SystemExit(f"bad sample (on_bad_sample=raise): {err}") from err
@@ -74,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             ray.shutdown()
     for line in summary_lines(written):
         print(f"[augment] {line}")
-    print(f"[augment] true queries {counts.true_queries}, with a false variant {counts.covered} "
-          f"({100 * counts.coverage:.1f}%), variants per edit {dict(sorted(counts.accepted.items()))}")
+    if source.calibration is not None:
+        shares = ", ".join(f"{e} {100 * v:.0f}%" for e, v in source.calibration.shares.items())
+        print(f"[augment] calibration on {source.calibration.images} images ({source.calibration.expressions} "
+              f"expressions): a valid candidate exists for {shares}")
+    print(f"[augment] {counts.line(cfg.weights())}")
     for (edit, reason), n in sorted(counts.rejected.items()):
         print(f"[augment]   rejected {edit}/{reason}: {n}")
     return 0

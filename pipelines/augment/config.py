@@ -34,6 +34,15 @@ class AugmentConfig:
     """False variants per true expression."""
     edits: list[str] = field(default_factory=lambda: list(EDIT_TYPES))
     """Which elements may be rewritten: subset of object, attribute, relation."""
+    edit_weights: dict[str, float] = field(default_factory=dict)
+    """Target share of each edit type among the variants, e.g. {object: 1, attribute: 1, relation: 2} (normalised;
+    a type in `edits` not named weighs 1; {} weighs all equally). The type is drawn first, by these weights
+    corrected for what the image's variants already got (pipelines.augment.mix), among the types the expression
+    supports; summary.parquet reports the achieved mix against them."""
+    calibration_images: int = 256
+    """Images (spread evenly over the split) on which each edit type's valid share is measured before augmenting;
+    the type draw divides the weights by these shares so the split's mix approaches the weights
+    (pipelines.augment.calibration). 0 draws by the weights alone."""
     seed: int = 0
     """Randomness of each query is drawn from (seed, sample key, query id): same seed -> same output."""
     rewriter: str = "rules"
@@ -71,16 +80,29 @@ class AugmentConfig:
         bad = sorted(set(self.edits) - set(EDIT_TYPES))
         if bad or not self.edits:
             raise ValueError(f"augment.edits must be a non-empty subset of {list(EDIT_TYPES)}, got {list(self.edits)}")
+        unknown = sorted(set(self.edit_weights) - set(self.edits))
+        if unknown or any(w < 0 for w in self.edit_weights.values()):
+            raise ValueError(f"augment.edit_weights: keys must be among edits {list(self.edits)} and weights >= 0, "
+                             f"got {dict(self.edit_weights)}")
+        if sum(self.weights().values()) <= 0:
+            raise ValueError(f"augment.edit_weights: at least one edit type needs a positive weight, got "
+                             f"{dict(self.edit_weights)}")
         if self.rewriter not in REWRITERS:
             raise ValueError(f"augment.rewriter must be one of {REWRITERS}, got {self.rewriter!r}")
         if self.rewriter == "lm" and not self.lm_path:
             raise ValueError("augment.lm_path is required with rewriter=lm: give a local causal LM folder")
+        if self.calibration_images < 0:
+            raise ValueError(f"augment.calibration_images must be >= 0, got {self.calibration_images}")
         if self.num_workers < 0:
             raise ValueError(f"augment.num_workers must be >= 0, got {self.num_workers}")
         if self.max_tries_per_edit < 1 or self.lm_num_tries < 1 or self.lm_max_new_tokens < 1:
             raise ValueError("augment.max_tries_per_edit, lm_num_tries and lm_max_new_tokens must be >= 1")
         if self.on_bad_sample not in ("quarantine", "raise"):
             raise ValueError(f"augment.on_bad_sample must be quarantine or raise, got {self.on_bad_sample!r}")
+
+    def weights(self) -> dict[str, float]:
+        """Edit type -> weight, for every type in `edits` (1 where `edit_weights` names none)."""
+        return {e: float(self.edit_weights.get(e, 1.0)) for e in dict.fromkeys(self.edits)}
 
     def policy(self) -> VariantPolicy:
         return VariantPolicy(
@@ -89,6 +111,7 @@ class AugmentConfig:
             seed=self.seed,
             allow_superlatives=self.allow_superlatives,
             max_tries_per_edit=self.max_tries_per_edit,
+            weights=tuple(self.weights().items()),
         )
 
     def build_rewriter(self) -> Rewriter:

@@ -4,8 +4,9 @@
     <out_root>/refer_seg/<name>/instances.json         the exported images, all their annotations, all categories
     <out_root>/refer_seg/images/mscoco/images/train2014/<file_name>   the original image bytes (RefCLEF: saiapr_tc-12)
 
-Every sentence carries `is_false_premise` and `gt_sent` (a true sentence's gt_sent is itself), plus `edit` and
-`type` for generated false premises; pipelines.sources.refer (jobs.preprocess dataset=<name>) reads it back.
+Every sentence carries `is_false_premise` and `gt_sent` (a true sentence's gt_sent is itself), plus `edit`, `type`
+and `verified` (the annotations show it describes no object) for generated false premises;
+pipelines.sources.refer (jobs.preprocess dataset=<name>) reads it back.
 True sentences keep their ref and sent ids; generated ones get new sent ids after the largest exported one.
 """
 
@@ -61,6 +62,8 @@ def _sentence(q: Query, sent_id: int | None) -> dict[str, Any]:
         sent["edit"] = q.edit
     if q.query_type is not None:
         sent["type"] = q.query_type
+    if "verified" in q.extra:
+        sent["verified"] = bool(q.extra["verified"])
     return sent
 
 

@@ -22,7 +22,8 @@ from pipelines.augment.proposal import Proposal
 _GUIDE = {
     "object": "Replace the object noun with one of these, which are NOT in the image: {absent}.",
     "attribute": "Replace one attribute word (a colour, size, material, pattern, ...) with another of the same kind.",
-    "relation": "Replace one spatial relation word with its opposite (left/right, above/below, front/behind, ...).",
+    "relation": "Replace one spatial relation word with its opposite (left/right, above/below, front/behind, ...), "
+                "or an ordinal (second -> fifth), so that no object of the image fits the result.",
 }
 _EXAMPLE = (
     "Expression: the white dog on the left\n"

@@ -3,7 +3,8 @@
 - object: the head noun becomes a dataset category (name, or plural) that is absent from the image;
 - attribute: a colour/size/material/... word becomes a word of another value of the same kind (for kinds the
   dataset annotates, a value the dataset has and the image does not: `ImageContext.attribute_problem`);
-- relation: a spatial or comparative phrase becomes its opposite (left -> right, in front of -> behind, ...).
+- relation: a spatial or comparative phrase becomes its opposite (left -> right, in front of -> behind, ...), or an
+  ordinal another rank (second chair from right -> fourth chair from right).
 Candidates come out in an order drawn from `rng` and are validated by the caller.
 """
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from random import Random
 
-from pipelines.augment.context import ATTRIBUTE_VALUE, ImageContext
+from pipelines.augment.context import ImageContext
 from pipelines.augment.proposal import Proposal
 from pipelines.augment.text import replace_span, words_of
-from pipelines.augment.vocab import ATTRIBUTE_KINDS, RELATION_SWAPS
+from pipelines.augment.vocab import ATTRIBUTE_KINDS, ATTRIBUTE_VALUE, ORDINAL_WORDS, ORDINALS, RELATION_SWAPS
 
 _RELATION_BY_FIRST: dict[str, list[tuple[str, ...]]] = {}
 for _phrase in sorted(RELATION_SWAPS, key=lambda p: -len(p.split())):
@@ -74,6 +75,10 @@ class RuleRewriter:
     def _relation_candidates(text: str) -> list[str]:
         words = words_of(text)
         out, i = [], 0
+        for k, w in enumerate(words):
+            if w.text in ORDINALS and w.text not in RELATION_SWAPS:
+                out += [replace_span(text, words, k, k + 1, _ordinal_like(w.text, rank))
+                        for rank in ORDINAL_WORDS if rank != ORDINALS[w.text]]
         while i < len(words):
             for phrase in _RELATION_BY_FIRST.get(words[i].text, ()):  # longest first: "in front of" before "front"
                 n = len(phrase)
@@ -83,3 +88,10 @@ class RuleRewriter:
                     break
             i += 1
         return out
+
+
+def _ordinal_like(original: str, rank: int) -> str:
+    """Rank `rank` written the way `original` is: "fourth" for "second", "4th" for "2nd"."""
+    if original[0].isdigit():
+        return f"{rank}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(rank, 'th') }"
+    return ORDINAL_WORDS[rank]

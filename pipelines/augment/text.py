@@ -6,6 +6,7 @@ Expressions are edited at character offsets of their words, so punctuation and s
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -21,9 +22,11 @@ class Word:
     end: int
 
 
-def words_of(text: str) -> list[Word]:
-    """The words of `text` (lower-cased, punctuation dropped) with their character offsets in `text`."""
-    return [Word(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text.lower())]
+@functools.lru_cache(maxsize=1 << 16)
+def words_of(text: str) -> tuple[Word, ...]:
+    """The words of `text` (lower-cased, punctuation dropped) with their character offsets in `text` (cached: the
+    validation reads each candidate several times)."""
+    return tuple(Word(m.group(0), m.start(), m.end()) for m in _WORD.finditer(text.lower()))
 
 
 def normalise(text: str) -> str:
@@ -31,7 +34,7 @@ def normalise(text: str) -> str:
     return " ".join(w.text for w in words_of(text))
 
 
-def replace_span(text: str, words: list[Word], first: int, last: int, new: str) -> str:
+def replace_span(text: str, words: tuple[Word, ...], first: int, last: int, new: str) -> str:
     """`text` with words[first:last] (character range from the first word's start to the last's end) replaced."""
     return text[: words[first].start] + new + text[words[last - 1].end :]
 
@@ -46,9 +49,10 @@ class Replacement:
     new_start: int
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def single_replacement(original: str, candidate: str) -> Replacement | None:
     """The one contiguous word replacement turning `original` into `candidate`, or None when the change is not
-    exactly one replacement (no change, several changed regions, or a pure insertion/deletion)."""
+    exactly one replacement (no change, several changed regions, or a pure insertion/deletion). Cached."""
     a = tuple(w.text for w in words_of(original))
     b = tuple(w.text for w in words_of(candidate))
     ops = [op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if op[0] != "equal"]

@@ -1,21 +1,26 @@
 """The one check every false-premise candidate goes through, whichever rewriter proposed it.
 
-`check_candidate` returns None for a valid false premise, else a short reject code. A valid candidate differs from
-the original by exactly one word replacement of the stated kind:
-- object: a noun becomes a category name (or synonym) that is NOT annotated in the image;
+`check_candidate` returns None for a lexically valid false premise, else a short reject code. A valid candidate
+differs from the original by exactly one word replacement of the stated kind:
+- object: a noun becomes a noun whose categories (every one it may name) are NOT annotated in the image;
 - attribute: an attribute word becomes a different value of the same kind (colour, size, ...), and the new
   (value, noun) pair is not described by any true expression of the image; where the dataset annotates that kind,
   the new value is one the dataset has and no object of the image has (`ImageContext.attribute_problem`);
 - relation: a spatial/comparative phrase becomes another one (superlative swaps are rejected unless allowed,
   see `vocab.SUPERLATIVES`).
-It must also differ from every true expression of the image.
+It must also differ from every true expression of the image. `validate` then judges an attribute or relation
+edit against the image's annotated objects (`grounding`): rejected when it describes one of them
+("describes_annotated_object"), kept unverified when the annotations cannot tell.
 """
 
 from __future__ import annotations
 
-from pipelines.augment.context import ATTRIBUTE_VALUE, ImageContext, noun_key
+from dataclasses import dataclass
+
+from pipelines.augment.context import ImageContext, noun_key
+from pipelines.augment.grounding import ground
 from pipelines.augment.text import normalise, single_replacement, words_of
-from pipelines.augment.vocab import RELATION_WORDS, SUPERLATIVES
+from pipelines.augment.vocab import ATTRIBUTE_VALUE, RELATION_WORDS, SUPERLATIVES
 
 REJECT_CODES = (
     "empty",
@@ -33,6 +38,8 @@ REJECT_CODES = (
     "attribute_in_image",
     "not_a_relation",
     "superlative_swap",
+    "describes_annotated_object",
+    "still_describes_target",
     "no_editable_element",
     "no_absent_category",
     "duplicate",
@@ -65,14 +72,44 @@ def check_candidate(
     return "unknown_edit"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A candidate's fate: `reason` is None for an accepted false premise, which is `verified` when the image's
+    annotations show that it describes none of its objects."""
+
+    reason: str | None
+    verified: bool = False
+
+
+def validate(original: str, candidate: str, edit: str, ctx: ImageContext, *, target: int | None = None,
+             allow_superlatives: bool = False) -> Verdict:
+    """`check_candidate`, then for attribute and relation edits the judgement against the image's objects
+    (`grounding.ground`; `target` is the annotation `original` refers to). An object edit that passes is verified:
+    the annotations list every category the image holds. Where the objects are known and the grounding reads the
+    edited words, it replaces the word-level "attribute_seen_in_image" ("black dog on the left" is false when the
+    black dog is the one on the right)."""
+    reason = check_candidate(original, candidate, edit, ctx, allow_superlatives=allow_superlatives)
+    deferred = reason == "attribute_seen_in_image" and bool(ctx.objects)
+    if reason is not None and not deferred:
+        return Verdict(reason)
+    if edit == "object":
+        return Verdict(None, verified=True)
+    rep = single_replacement(original, candidate)
+    assert rep is not None  # check_candidate got that far
+    grounding = ground(candidate, set(range(rep.new_start, rep.new_start + len(rep.new))), ctx, target)
+    if deferred and not grounding.read:
+        return Verdict(reason)
+    return Verdict(grounding.reason, verified=grounding.verified)
+
+
 def _check_object(old: tuple[str, ...], new: tuple[str, ...], ctx: ImageContext) -> str | None:
-    if ctx.lexicon.category_of(old) is None:
+    if ctx.lexicon.sense_of(old) is None:
         return "not_a_noun"
-    named = ctx.lexicon.category_of(new)
-    if named is None or named[0] is None:
+    named = ctx.lexicon.sense_of(new)
+    if named is None or not named[0]:
         # A noun the dataset has no category for cannot be checked against the annotations.
         return "unverifiable_category"
-    if named[0] in ctx.present:
+    if named[0] & ctx.present:
         return "category_present"
     return None
 

@@ -1,36 +1,65 @@
 """Augment one ShardSample: each true query keeps its place and is followed by its false-premise variants.
 
 A variant is `Query(query_id="<orig id>:fp<k>", text=<false>, exists=False, mask=None, gt_sent=<orig text>,
-edit=<kind>, query_type="false_premise")`. Randomness comes only from `query_rng(seed, sample key, query id)`, so
-the output does not depend on worker count or processing order.
+edit=<kind>, query_type="false_premise", extra={"rewriter": <name>, "verified": <bool>})`; `verified` says the
+image's annotations show that the variant describes none of its objects (`validation.validate`). The edit type is
+chosen first (`mix`), then the edit. Randomness comes only from `query_rng(seed, sample key, query id)` and the
+sample's own content, so the output does not depend on worker count or processing order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from random import Random
 
 from schemas.sample import EDIT_TYPES, Query, ShardSample
 
 from pipelines.augment.context import CocoIndex, ImageContext
+from pipelines.augment.description import describe
 from pipelines.augment.lexicon import Lexicon
-from pipelines.augment.proposal import Rewriter
+from pipelines.augment.mix import EditMix, supported_edits
+from pipelines.augment.proposal import Proposal, Rewriter
 from pipelines.augment.summary import AugmentCounts
 from pipelines.augment.text import normalise
-from pipelines.augment.validation import check_candidate
+from pipelines.augment.validation import validate
 
 
 @dataclass(frozen=True, kw_only=True)
 class VariantPolicy:
-    """How many variants of which kinds to make, and how hard to try (built from the job config)."""
+    """How many variants of which kinds to make, and how hard to try (built from the job config).
+
+    Attributes:
+        edits: the edit types allowed.
+        per_query: variants per true expression.
+        seed: the randomness of every query derives from it.
+        allow_superlatives: accept superlative swaps (see `vocab.SUPERLATIVES`).
+        max_tries_per_edit: candidates validated per (expression, edit type) before falling back to another type.
+        weights: (edit, weight) pairs for the type draw (`mix`); () weighs every allowed type equally.
+    """
 
     edits: tuple[str, ...] = EDIT_TYPES
     per_query: int = 1
     seed: int = 0
     allow_superlatives: bool = False
     max_tries_per_edit: int = 8
+    weights: tuple[tuple[str, float], ...] = ()
+
+    def mix(self) -> EditMix:
+        """A fresh running mix over `edits` with `weights`."""
+        given = dict(self.weights)
+        return EditMix({e: float(given.get(e, 1.0)) for e in self.edits})
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One accepted false premise: its edit type, its text, and whether the annotations verify it."""
+
+    edit: str
+    text: str
+    verified: bool
 
 
 @dataclass(kw_only=True)
@@ -54,45 +83,76 @@ def query_rng(seed: int, sample_key: str, query_id: str) -> Random:
 
 
 def false_variants(
-    text: str, ctx: ImageContext, rewriter: Rewriter, rng: Random, policy: VariantPolicy
+    text: str, ctx: ImageContext, rewriter: Rewriter, rng: Random, policy: VariantPolicy, *,
+    target: int | None = None, mix: EditMix | None = None,
 ) -> tuple[list[tuple[str, str]], Counter]:
-    """Up to `policy.per_query` distinct valid (edit, false text) pairs for `text`, and the rejects by (edit, code).
+    """Up to `policy.per_query` distinct valid (edit, false text) pairs for `text`, and the rejects by (edit, code);
+    `make_variants` with the verified flags dropped."""
+    made, rejected = make_variants(text, ctx, rewriter, rng, policy, target=target, mix=mix)
+    return [(v.edit, v.text) for v in made], rejected
 
-    Edit kinds are tried round-robin from an `rng`-drawn start so the kinds mix; within a kind, proposals are
-    validated in the rewriter's order until one passes, the kind runs out, or `max_tries_per_edit` is reached.
+
+def make_variants(
+    text: str, ctx: ImageContext, rewriter: Rewriter, rng: Random, policy: VariantPolicy, *,
+    target: int | None = None, mix: EditMix | None = None,
+) -> tuple[list[Variant], Counter]:
+    """Up to `policy.per_query` distinct valid variants of `text` (the annotation `target` in the image `ctx`), and
+    the rejects by (edit, code).
+
+    For each variant the edit types come in `mix.order` (a fresh mix when None): the chosen type first, the others
+    only when it yields no valid candidate. Within a type, proposals are validated in the rewriter's order up to
+    `max_tries_per_edit`; the first verified one is taken, else the first valid unverified one.
     """
-    kinds = list(policy.edits)
-    rng.shuffle(kinds)
-    streams = {k: rewriter.propose(text, k, ctx, rng) for k in kinds}
-    tries = Counter()
-    made: list[tuple[str, str]] = []
+    mix = mix if mix is not None else policy.mix()
+    supported = supported_edits(describe(text, ctx.lexicon))
+    streams = {k: rewriter.propose(text, k, ctx, rng) for k in policy.edits}
+    tries: Counter = Counter()
+    exhausted: set[str] = set()
+    made: list[Variant] = []
     seen = {normalise(text)}
     rejected: Counter = Counter()
-    turn = 0
-    while len(made) < policy.per_query and kinds:
-        kind = kinds[turn % len(kinds)]
+    while len(made) < policy.per_query:
+        used = frozenset(v.edit for v in made)
+        order = [k for k in mix.order(supported, rng, used=used) if k not in exhausted]
         found = None
-        while found is None and tries[kind] < policy.max_tries_per_edit:
-            proposal = next(streams[kind], None)
-            if proposal is None:
+        for kind in order:
+            found = _first_valid(text, kind, streams[kind], tries, seen, rejected, ctx, policy, target)
+            if found is not None:
                 break
-            tries[kind] += 1
-            reason = proposal.reason
-            if reason is None:
-                reason = check_candidate(text, proposal.text, kind, ctx, allow_superlatives=policy.allow_superlatives)
-            if reason is None and normalise(proposal.text) in seen:
-                reason = "duplicate"
-            if reason is None:
-                found = proposal.text
-            else:
-                rejected[(kind, reason)] += 1
+            exhausted.add(kind)  # nothing valid left: later variants skip it
         if found is None:
-            kinds.remove(kind)  # exhausted: the next kind takes this turn
-            continue
-        made.append((kind, found))
-        seen.add(normalise(found))
-        turn += 1
+            break
+        made.append(found)
+        mix.add(found.edit)
+        seen.add(normalise(found.text))
     return made, rejected
+
+
+def _first_valid(text: str, kind: str, stream: Iterator[Proposal], tries: Counter, seen: set[str], rejected: Counter,
+                 ctx: ImageContext, policy: VariantPolicy, target: int | None) -> Variant | None:
+    """The next valid proposal of `stream` within the tries left for `kind`: the first verified one, else the first
+    valid unverified one; every invalid proposal is counted in `rejected`."""
+    fallback = None
+    while tries[kind] < policy.max_tries_per_edit:
+        proposal = next(stream, None)
+        if proposal is None:
+            break
+        tries[kind] += 1
+        if proposal.reason is not None:
+            rejected[(kind, proposal.reason)] += 1
+            continue
+        verdict = validate(text, proposal.text, kind, ctx, target=target,
+                           allow_superlatives=policy.allow_superlatives)
+        reason = verdict.reason
+        if reason is None and normalise(proposal.text) in seen:
+            reason = "duplicate"
+        if reason is not None:
+            rejected[(kind, reason)] += 1
+        elif verdict.verified:
+            return Variant(kind, proposal.text, True)
+        elif fallback is None:
+            fallback = Variant(kind, proposal.text, False)
+    return fallback
 
 
 def image_id_of(sample: ShardSample, index: CocoIndex) -> int:
@@ -111,50 +171,64 @@ def image_id_of(sample: ShardSample, index: CocoIndex) -> int:
     return image_ids.pop()
 
 
+def image_context(sample: ShardSample, index: CocoIndex, lexicon: Lexicon) -> ImageContext:
+    """What the validation knows about the sample's image: its annotations (`index`) and its true expressions.
+    Raises ValueError when the image is not in `index`."""
+    image_id = image_id_of(sample, index)
+    true = [q for q in sample.queries if q.exists]
+    return ImageContext.build(
+        lexicon,
+        index.image_categories.get(image_id, frozenset()),
+        [q.text for q in true],
+        index.image_attributes.get(image_id, frozenset()),
+        index.attribute_values,
+        objects=index.image_objects.get(image_id, ()),
+        size=index.image_sizes.get(image_id),
+        descriptions=[(q.ann_id, q.text) for q in true if q.ann_id is not None],
+    )
+
+
 def augment_sample(
     sample: ShardSample, *, index: CocoIndex, lexicon: Lexicon, rewriter: Rewriter, policy: VariantPolicy
 ) -> AugmentOutcome:
     """`sample` with up to `policy.per_query` false variants after each true query (see module docstring).
 
-    What the image holds comes from `index` (its instances.json); raises ValueError when the image is not in it.
+    The image's true queries share one `EditMix` and are augmented fewest supported edit types first (ties in
+    sample order), so those with a choice balance the mix. What the image holds comes from `index` (its
+    instances.json); raises ValueError when the image is not in it.
     """
-    image_id = image_id_of(sample, index)
-    true_texts = [q.text for q in sample.queries if q.exists]
-    ctx = ImageContext.build(
-        lexicon,
-        index.image_categories.get(image_id, frozenset()),
-        true_texts,
-        index.image_attributes.get(image_id, frozenset()),
-        index.attribute_values,
-    )
+    ctx = image_context(sample, index, lexicon)
+    supported = {q.query_id: supported_edits(describe(q.text, lexicon)) for q in sample.queries if q.exists}
+    order = sorted((q for q in sample.queries if q.exists), key=lambda q: len(supported[q.query_id]))
+    mix = policy.mix()
+    variants: dict[str, list[Variant]] = {}
     outcome = AugmentOutcome(sample=sample)
+    counts = outcome.counts
+    for q in order:
+        made, rejected = make_variants(q.text, ctx, rewriter, query_rng(policy.seed, sample.key, q.query_id), policy,
+                                       target=q.ann_id, mix=mix)
+        variants[q.query_id] = made
+        counts.true_queries += 1
+        counts.covered += bool(made)
+        counts.rejected.update(rejected)
+        counts.supported.update(supported[q.query_id])
+        for v in made:
+            counts.accepted[v.edit] += 1
+            counts.verified[v.edit] += v.verified
     queries: list[Query] = []
     for q in sample.queries:
         queries.append(q)
         if not q.exists:
             continue
-        made, rejected = false_variants(q.text, ctx, rewriter, query_rng(policy.seed, sample.key, q.query_id), policy)
-        outcome.counts.true_queries += 1
-        outcome.counts.covered += bool(made)
-        outcome.counts.rejected.update(rejected)
+        made = variants[q.query_id]
         if len(made) < policy.per_query:
-            outcome.counts.shortfall += 1
+            counts.shortfall += 1
             outcome.shortfalls.append((q.query_id, len(made)))
-        for k, (edit, false_text) in enumerate(made):
-            outcome.counts.accepted[edit] += 1
-            queries.append(
-                Query(
-                    query_id=f"{q.query_id}:fp{k}",
-                    text=false_text,
-                    is_sentence=q.is_sentence,
-                    exists=False,
-                    gt_sent=q.text,
-                    mask=None,
-                    edit=edit,
-                    query_type="false_premise",
-                    ann_id=q.ann_id,
-                    extra={"rewriter": rewriter.name},
-                )
-            )
+        queries += [
+            Query(query_id=f"{q.query_id}:fp{k}", text=v.text, is_sentence=q.is_sentence, exists=False,
+                  gt_sent=q.text, mask=None, edit=v.edit, query_type="false_premise", ann_id=q.ann_id,
+                  extra={"rewriter": rewriter.name, "verified": v.verified})
+            for k, v in enumerate(made)
+        ]
     outcome.sample = dataclasses.replace(sample, queries=queries)
     return outcome

@@ -169,3 +169,37 @@ def test_lm_rewriter_job_plumbing(synth_root, tiny_lm_dir, tmp_path):
     rejected = int(summary[summary.outcome == "rejected"]["count"].sum())
     assert rejected + made == true  # one answer per query: each either passed validation or was rejected
     assert len(rejects) == true - made
+
+
+REALISTIC = pathlib.Path(__file__).parents[1] / "data" / "refcoco_style_expressions.json"
+
+
+def test_realistic_expressions_through_the_job(tmp_path, capsys):
+    """The hand-written RefCOCO-style set as a REFER tree: the goals from the shards and summary.parquet, the
+    printed lines, and the same bytes for the same seed."""
+    from pipelines.augment.expression_set import ExpressionSet
+
+    root = ExpressionSet.load(REALISTIC).write_refer(tmp_path / "raw")
+    args = ["dataset=refcoco", f"root={root}", "split=train", "num_workers=0", "seed=2"]
+    assert augment.main([*args, f"out={tmp_path / 'a'}"]) == 0
+    printed = capsys.readouterr().out
+    assert "[augment] calibration on 42 images" in printed
+    assert "[augment] coverage " in printed and "mix object" in printed and "(weight 33%)" in printed
+    _, _, samples = read_out(tmp_path / "a")
+    false = [q for s in samples for q in s.queries if not q.exists]
+    true = [q for s in samples for q in s.queries if q.exists]
+    assert len({q.query_id.rsplit(":", 1)[0] for q in false}) / len(true) >= 0.95
+    mix = {e: sum(q.edit == e for q in false) / len(false) for e in ("object", "attribute", "relation")}
+    assert min(mix.values()) >= 0.20, mix
+    assert all(isinstance(q.extra["verified"], bool) for q in false)
+
+    summary = pq.read_table(tmp_path / "a" / "summary.parquet").to_pandas()
+    share = {(e, o): s for e, o, s in zip(summary.edit, summary.outcome, summary.share)}
+    assert share[("", "covered")] >= 0.95 and share[("relation", "weight")] == pytest.approx(1 / 3)
+    assert share[("relation", "accepted")] == pytest.approx(mix["relation"])
+    assert share[("", "verified")] == pytest.approx(sum(q.extra["verified"] for q in false) / len(false))
+    assert {"valid_share", "supported", "verified", "unverified"} <= set(summary.outcome)
+    assert set(summary[summary.outcome == "rejected"].edit) <= {"object", "attribute", "relation"}
+
+    assert augment.main([*args, f"out={tmp_path / 'b'}"]) == 0
+    assert tree_bytes(tmp_path / "a", "*.tar") == tree_bytes(tmp_path / "b", "*.tar")

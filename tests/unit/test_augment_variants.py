@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from pipelines.augment.rules import RuleRewriter
@@ -30,7 +32,10 @@ def test_false_variants_follow_their_true_query_with_the_contract_fields():
         orig = originals[q.query_id.rsplit(":", 1)[0]]
         assert q.mask is None and q.gt_sent == orig.text and q.text != orig.text
         assert q.query_type == "false_premise" and q.edit in ("object", "attribute", "relation")
-        assert q.ann_id == orig.ann_id and q.is_sentence == orig.is_sentence and q.extra == {"rewriter": "rules"}
+        assert q.ann_id == orig.ann_id and q.is_sentence == orig.is_sentence
+        assert q.extra == {"rewriter": "rules", "verified": q.extra["verified"]}
+        assert q.extra["verified"] in (True, False)
+        assert q.edit != "object" or q.extra["verified"]  # absent categories are decided by the annotations
     again = decode(encode(out.sample))  # the schema accepts it and round-trips it
     assert [(q.text, q.exists, q.gt_sent, q.edit) for q in again.queries] == [
         (q.text, q.exists, q.gt_sent, q.edit) for q in out.sample.queries]
@@ -50,6 +55,33 @@ def test_counts_add_up_and_become_the_summary_table():
     rejected = table[table.outcome == "rejected"]
     assert {(e, r): int(n) for e, r, n in zip(rejected.edit, rejected.reason, rejected["count"])} == {
         k: 2 * n for k, n in c.rejected.items()}
+
+
+def test_summary_reports_the_mix_against_the_weights_and_the_verified_shares():
+    from pipelines.augment.calibration import Calibration
+
+    counts = AugmentCounts(true_queries=10, covered=9, shortfall=1, accepted=Counter(object=4, attribute=3, relation=2),
+                           verified=Counter(object=4, attribute=1, relation=2),
+                           supported=Counter(object=10, attribute=5, relation=4),
+                           rejected=Counter({("relation", "describes_annotated_object"): 3,
+                                             ("relation", "superlative_swap"): 1}))
+    cal = Calibration(shares={"object": 1.0, "attribute": 0.5, "relation": 0.2}, images=3, expressions=10)
+    table = summary_table(counts, dataset="refcoco", split="train", rewriter="rules",
+                          weights={"object": 1.0, "attribute": 1.0, "relation": 2.0}, calibration=cal).to_pandas()
+    row = {(e, o, r): (int(n), s) for e, o, r, n, s in zip(table.edit, table.outcome, table.reason, table["count"],
+                                                            table.share)}
+    assert row[("", "covered", "")] == (9, 0.9) and row[("", "variants", "")] == (9, 1.0)
+    assert row[("", "verified", "")] == (7, pytest.approx(7 / 9)) and row[("", "unverified", "")][0] == 2
+    assert row[("relation", "weight", "")] == (0, 0.5) and row[("object", "weight", "")] == (0, 0.25)
+    assert row[("attribute", "accepted", "")] == (3, pytest.approx(3 / 9))
+    assert row[("attribute", "verified", "")] == (1, pytest.approx(1 / 3))
+    assert row[("attribute", "supported", "")] == (5, 0.5)
+    assert row[("relation", "valid_share", "")] == (10, 0.2)
+    assert row[("relation", "rejected", "describes_annotated_object")] == (3, 0.75)
+    line = counts.line({"object": 1.0, "attribute": 1.0, "relation": 2.0})
+    assert line.startswith("coverage 90.0% (9 of 10 true expressions); mix object 44.4% (weight 25%)")
+    assert "relation 22.2% (weight 50%)" in line
+    assert line.endswith("verified 77.8% of 9 variants (attribute 33%, object 100%, relation 100%)")
 
 
 def test_same_seed_same_output_other_seed_other_output():
