@@ -1,6 +1,7 @@
 """model.read_release.load_read_release vs READ's own outputs (the read-tiny oracle, set A, fp32 goldens).
 
-The oracle (`$READ_TINY_REF`, default /work/shared/reference/read-tiny) holds a tiny READ release folder exactly as
+The oracle (`$READ_TINY_REF`, default ../shared/reference/read-tiny beside the repository) holds a tiny READ
+release folder exactly as
 READ publishes one (`READ-LLaVA-tiny/`: bf16 pytorch_model.bin without the vision tower, config.json, READ's
 tokenizer files), its CLIP folder, `tiny_arch.json`, and READ's intermediate values computed by READ's code in fp32
 (`golden/fp32/*.npz`). Loaded with no preset, our model must reproduce them stage by stage: CLIP features, projected
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from model.read_release import expand_read_ids, infer_sam_shape, load_read_release, read_release_state_dict
 
-REF = Path(os.environ.get("READ_TINY_REF", "/work/shared/reference/read-tiny"))
+REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
 CKPT = REF / "READ-LLaVA-tiny"
 CLIP = REF / "clip-vit-tiny-patch14-336"
 ARCH = REF / "tiny_arch.json"
