@@ -1,9 +1,9 @@
 """model.read_release.load_read_release vs READ's own outputs (the read-tiny oracle, set A, fp32 goldens).
 
 The oracle (`$READ_TINY_REF`, default ../shared/reference/read-tiny beside the repository) holds a tiny READ
-release folder exactly as
-READ publishes one (`READ-LLaVA-tiny/`: bf16 pytorch_model.bin without the vision tower, config.json, READ's
-tokenizer files), its CLIP folder, `tiny_arch.json`, and READ's intermediate values computed by READ's code in fp32
+release folder exactly as READ publishes one (`READ-LLaVA-tiny/`: bf16 pytorch_model.bin without the vision tower,
+config.json, READ's tokenizer files), its CLIP folder, `tiny_arch.json`, and READ's intermediate values computed by
+READ's code in fp32
 (`golden/fp32/*.npz`). Loaded with no preset, our model must reproduce them stage by stage: CLIP features, projected
 features, last-layer LLM states on READ's expanded sequence, the [SEG] prompt embedding, the similarity map and the
 SAM image embedding. Fast (a few seconds), no Ray. `test_mutations_are_detected` checks that the comparisons can fail.

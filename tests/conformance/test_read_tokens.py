@@ -1,7 +1,8 @@
 """model.read_prompt.ReadPromptFormat vs READ's own token ids (the read-tiny oracle, set A).
 
 The oracle folder (`$READ_TINY_REF`, default ../shared/reference/read-tiny beside the repository) holds a READ
-checkpoint's tokenizer files (`READ-LLaVA-tiny/`) and what READ's code (transformers 4.31 slow LlamaTokenizer) built from them:
+checkpoint's tokenizer files (`READ-LLaVA-tiny/`) and what READ's code (transformers 4.31 slow LlamaTokenizer)
+built from them:
 `golden/cases.json` + `golden/{fp32,bf16}/<case>.npz` (validation / generation prompts, their input_ids, [SEG]
 positions, generated ids and text) and `golden/train_tokens.json` (collate_fn_train: input_ids, labels, attention
 masks). Everything here must be identical, token for token. Fast: no Ray, no model.
