@@ -110,15 +110,24 @@ def iter_samples(source: Source) -> Iterator[ShardSample | Reject]:
 
 
 class BadImageError(ValueError):
-    """The image file is missing or cannot be decoded; the message starts with the reject code."""
+    """The image file is missing, cannot be decoded or has another size than recorded; the message starts with the
+    reject code."""
+
+    @property
+    def code(self) -> str:
+        """The reject code: missing_image | bad_image | size_mismatch."""
+        return str(self).split(":", 1)[0]
 
 
-def read_image(path: str) -> tuple[bytes, str, int, int]:
+def read_image(
+    path: str, *, recorded: tuple[int, int] | None = None, recorded_by: str = ""
+) -> tuple[bytes, str, int, int]:
     """Read an image file and fully decode it once, as READ does (EXIF orientation applied), to prove it is not corrupt.
 
     Returns (original bytes, "jpeg" | "png", height, width), the size being the upright (EXIF-oriented) one that every
-    consumer of the bytes sees (`pipelines.data.image.decode_rgb`). Raises BadImageError("missing_image: ..." or
-    "bad_image: ...") naming the file.
+    consumer of the bytes sees (`pipelines.data.image.decode_rgb`). Raises BadImageError("missing_image: ...",
+    "bad_image: ..." or, when `recorded` (height, width) is given and differs from the upright size,
+    "size_mismatch: ..." naming `recorded_by`, the annotation file that records it) naming the file.
     """
     try:
         with open(path, "rb") as f:
@@ -135,6 +144,11 @@ def read_image(path: str) -> tuple[bytes, str, int, int]:
         raise BadImageError(f"bad_image: {path} cannot be decoded ({type(err).__name__}: {err})") from err
     if fmt not in ("jpeg", "png"):
         raise BadImageError(f"bad_image: {path} is {fmt or 'unknown'}, only JPEG and PNG are supported")
+    if recorded is not None and tuple(int(v) for v in recorded) != (height, width):
+        raise BadImageError(
+            f"size_mismatch: {path} decodes (EXIF orientation applied, as READ's cv2.imread) to {height}x{width} "
+            f"(HxW), {recorded_by} records {recorded[0]}x{recorded[1]}; the masks would not line up, fix the "
+            "annotation or the image")
     return data, fmt, height, width
 
 
@@ -145,15 +159,6 @@ def image_size(path: str) -> tuple[int, int] | None:
             return upright_size(img)
     except (FileNotFoundError, UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
-
-
-def size_mismatch(path: str, height: int, width: int, recorded: tuple[int, int], where: str) -> str:
-    """The reject reason when an annotation file records another size than the upright image, else ""."""
-    if tuple(int(v) for v in recorded) == (height, width):
-        return ""
-    return (f"size_mismatch: {path} decodes (EXIF orientation applied, as READ's cv2.imread) to {height}x{width} "
-            f"(HxW), {where} records {recorded[0]}x{recorded[1]}; the masks would not line up, fix the annotation "
-            "or the image")
 
 
 def estimate_bytes(image_bytes: int, height: int, width: int, num_masks: int) -> int:

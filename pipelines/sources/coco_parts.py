@@ -47,15 +47,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.sources.base import (
-    BadImageError,
-    LoadResult,
-    Reject,
-    WorkUnit,
-    estimate_bytes,
-    read_image,
-    size_mismatch,
-)
+from pipelines.sources.base import BadImageError, LoadResult, Reject, WorkUnit, estimate_bytes, read_image
 from pipelines.sources.refer import is_integer_id, decode_segmentation
 from schemas.sample import Query, ShardSample, make_key
 
@@ -250,12 +242,10 @@ class CocoPartsSource:
         p = unit.payload
         n = unit.num_queries or 0
         try:
-            data, fmt, height, width = read_image(p["image"])
+            data, fmt, height, width = read_image(p["image"], recorded=(p["height"], p["width"]),
+                                                  recorded_by=os.path.basename(self.json_path))
         except BadImageError as err:
             return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=n, reason=str(err))])
-        reason = size_mismatch(p["image"], height, width, (p["height"], p["width"]), os.path.basename(self.json_path))
-        if reason:
-            return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=n, reason=reason)])
         table = self.category_table()
         queries, rejects = [], []
         for ann in p["anns"]:

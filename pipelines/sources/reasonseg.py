@@ -17,16 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.sources.base import (
-    BadImageError,
-    LoadResult,
-    Reject,
-    WorkUnit,
-    estimate_bytes,
-    image_size,
-    read_image,
-    size_mismatch,
-)
+from pipelines.sources.base import BadImageError, LoadResult, Reject, WorkUnit, estimate_bytes, image_size, read_image
 from schemas.sample import Query, ShardSample, make_key
 
 IGNORE = 255
@@ -144,13 +135,11 @@ class ReasonSegSource:
         p = unit.payload
         n = unit.num_queries or 0
         try:
-            data, fmt, height, width = read_image(p["image"])
+            data, fmt, height, width = read_image(p["image"], recorded=p["recorded_size"],
+                                                  recorded_by=f"{unit.source} (imageHeight/Width)")
         except BadImageError as err:
-            return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=n, reason=str(err))])
-        if p["recorded_size"] is not None:
-            reason = size_mismatch(p["image"], height, width, p["recorded_size"], f"{unit.source} (imageHeight/Width)")
-            if reason:
-                return LoadResult(rejects=[Reject(source=unit.source, key=unit.key, num_queries=n, reason=reason)])
+            source = unit.source if err.code == "size_mismatch" else p["image"]  # the JSON recorded the wrong size
+            return LoadResult(rejects=[Reject(source=source, key=unit.key, num_queries=n, reason=str(err))])
         try:
             mask = rasterise_shapes(p["shapes"], height, width)
         except ValueError as err:

@@ -19,15 +19,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pipelines.sources.base import (
-    BadImageError,
-    LoadResult,
-    Reject,
-    WorkUnit,
-    estimate_bytes,
-    read_image,
-    size_mismatch,
-)
+from pipelines.sources.base import BadImageError, LoadResult, Reject, WorkUnit, estimate_bytes, read_image
 from pipelines.sources.safe_pickle import UnsafePickleError, load_plain_pickle
 from schemas.sample import EDIT_TYPES, Query, ShardSample, make_key
 
@@ -287,14 +279,11 @@ class ReferSource:
     def load(self, unit: WorkUnit) -> LoadResult:
         p = unit.payload
         try:
-            data, fmt, height, width = read_image(p["image"])
+            data, fmt, height, width = read_image(p["image"], recorded=(p["height"], p["width"]),
+                                                  recorded_by="instances.json")
         except BadImageError as err:
             return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=unit.num_queries or 0,
                                               reason=str(err))])
-        reason = size_mismatch(p["image"], height, width, (p["height"], p["width"]), "instances.json")
-        if reason:
-            return LoadResult(rejects=[Reject(source=p["image"], key=unit.key, num_queries=unit.num_queries or 0,
-                                              reason=reason)])
         queries, rejects = [], []
         for ref in p["refs"]:
             try:
