@@ -100,7 +100,8 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
         return build_prompt([(question, None)])
     _check_answer_style(answer_style)
     echo = _names_query(answer_style, is_sentence=is_sentence)
-    answer = templates.EVAL_ECHO_ANSWER.format(class_name=text.lower()) if echo else templates.EVAL_ANSWER
+    named = templates.as_prompted(text, is_sentence=is_sentence)
+    answer = templates.EVAL_ECHO_ANSWER.format(class_name=named) if echo else templates.EVAL_ANSWER
     return build_prompt([(question, answer)])
 
 
@@ -147,14 +148,19 @@ def build_conversations(
             false = rng.sample(absent, k=len(picked))
             return [absent_class_conversation(q, f, mode=mode, rng=rng, meta=meta) for q, f in zip(picked, false)]
     pool = sample.queries
-    answered = [q for q in pool if q.query_type == FALSE_PREMISE_QA and "answer" in (q.extra or {})]
+    answered = [q for q in pool if _answers_itself(q)]
     if answered:
         if premises.reasonseg_false_premise(rng):
             picked = rng.sample(answered, k=min(k, len(answered)))
             return [false_premise_qa_conversation(q, rng=rng, meta=meta) for q in picked]
-        pool = [q for q in pool if not (q.query_type == FALSE_PREMISE_QA and "answer" in (q.extra or {}))]
+        pool = [q for q in pool if not _answers_itself(q)]
     picked = rng.sample(pool, k=min(k, len(pool)))
     return [query_conversation(q, rng=rng, meta=meta, answer_style=answer_style) for q in picked]
+
+
+def _answers_itself(query: Query) -> bool:
+    """A ReasonSeg `false_premise_QA` entry: it carries its own answer text."""
+    return query.query_type == FALSE_PREMISE_QA and "answer" in (query.extra or {})
 
 
 def query_conversation(
