@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.nodes import StringNode
 from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
@@ -33,17 +34,38 @@ def load_config(schema: type[T], argv: list[str] | None, *, base: dict | None = 
         else:
             raise SystemExit(f"unexpected argument {arg!r}: use key=value overrides or --config FILE.yaml")
     try:
+        structured = OmegaConf.structured(schema)
         merged = OmegaConf.merge(
-            OmegaConf.structured(schema),
+            structured,
             OmegaConf.create(base or {}),
             *[OmegaConf.load(f) for f in files],
-            OmegaConf.from_dotlist(overrides),
+            _overrides(structured, overrides),
         )
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except FileNotFoundError as err:
         raise SystemExit(f"config file not found: {err.filename}") from err
     except (OmegaConfBaseException, ValueError, TypeError) as err:
         raise SystemExit(f"bad configuration: {err}") from err
+
+
+def _overrides(structured: DictConfig, overrides: list[str]) -> DictConfig:
+    """`key=value` overrides as a config. A value of a string field is taken verbatim (a prompt such as
+    "USER: ... ASSISTANT:" is not parsed as YAML); other values are parsed as OmegaConf's dotlist does."""
+    parsed = OmegaConf.from_dotlist([o for o in overrides if not _is_string_field(structured, o.split("=", 1)[0])])
+    for override in overrides:
+        key, value = override.split("=", 1)
+        if _is_string_field(structured, key):
+            OmegaConf.update(parsed, key, value, force_add=True)
+    return parsed
+
+
+def _is_string_field(structured: DictConfig, key: str) -> bool:
+    node = structured
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False
+        node = node._get_node(part)
+    return isinstance(node, StringNode)
 
 
 def config_yaml(cfg: object) -> str:

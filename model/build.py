@@ -8,8 +8,10 @@
   * `llava_path`: LLaVA (+ tokenizer) from a Hugging Face folder; `[SEG]` is added and embeddings grown if needed.
   * `sam_checkpoint`: SAM weights from a segment-anything `.pth`.
   * `vision_checkpoint`: vision-tower weights (`.safetensors`), e.g. the tiny tower pretrained by jobs.pretrain_vision.
-  * `read_checkpoint`: our export folder (then everything comes from it) or a released checkpoint in the original
-    naming, loaded on top of the built model (all keys must match).
+  * `read_checkpoint`: our export folder (then everything comes from it); a READ / LISA / SESAME release folder as
+    published (`model.read_release`: architecture, tokenizer and weights from the folder, CLIP from `clip_path` or
+    its `mm_vision_tower`, no preset); or a released checkpoint file in the original naming, loaded on top of the
+    built model (all keys must match).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from model.export import is_export_dir, load_export, save_export
 from model.presets import llava_config, sam_shape
 from model.projector import SegPromptProjector
 from model.read import READ
+from model.read_release import is_read_release_dir, load_read_release
 from model.sam import build_sam
 from model.tokenizer import IMAGE, SEG, build_tiny_tokenizer
 
@@ -39,6 +42,10 @@ def build_read(cfg: ReadModelConfig, *, device: str | torch.device = "cpu") -> t
     if cfg.read_checkpoint and is_export_dir(cfg.read_checkpoint):
         model, tokenizer, _ = load_export(cfg.read_checkpoint, device=device, runtime_cfg=cfg)
         return model, tokenizer
+    if cfg.read_checkpoint and is_read_release_dir(cfg.read_checkpoint):
+        model = load_read_release(cfg.read_checkpoint, clip_path=cfg.clip_path, sam_arch=cfg.sam_arch,
+                                  dtype=getattr(torch, cfg.dtype), cfg=cfg)
+        return model.to(device=device), model.tokenizer
     dtype = getattr(torch, cfg.dtype)
     tokenizer, llava = _build_llava(cfg, device, dtype)
     shape = sam_shape(cfg)

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 PRESETS = ("tiny", "read-7b", "read-13b")
 SEG_HIDDEN_POSITIONS = ("before", "token")
 DTYPES = ("float32", "bfloat16")
+NUMERICS = ("exact", "read")
+"""exact: SasP and SAM's encodings in exact float32 arithmetic; read: READ's own arithmetic (model.numerics)."""
 ANSWER_STYLES = ("plain", "echo")
 """plain: READ's answers; echo: short queries are named before their [SEG] (pipelines.data.templates)."""
 
 
-WEIGHT_PATH_KEYS = ("llava_path", "sam_checkpoint", "read_checkpoint", "vision_checkpoint")
+WEIGHT_PATH_KEYS = ("llava_path", "sam_checkpoint", "read_checkpoint", "vision_checkpoint", "clip_path", "sam_arch")
 """`ReadModelConfig` fields that name weight files or folders."""
 
 
@@ -30,6 +32,17 @@ class ReadModelConfig:
     `vision_tower.safetensors` that jobs.pretrain_vision writes for the tiny preset. Empty: keep the tower as built."""
     read_checkpoint: str = ""
     """Released LISA/SESAME/READ checkpoint in the original LLaVA naming (file or folder), or our export folder."""
+    clip_path: str = ""
+    """CLIP vision-tower folder for a READ/LISA/SESAME release folder in `read_checkpoint` (those releases hold no
+    CLIP weights). Empty: the folder's config.json `mm_vision_tower` (tried relative to the folder, then the working
+    directory)."""
+    sam_arch: str = ""
+    """JSON file with SAM sizes for a release folder, for the sizes its weights do not determine (layout of
+    `tiny_arch.json` beside the read-tiny oracle). Empty: inferred from the weights, ViT-H for the rest."""
+    numerics: str = "exact"
+    """exact: SasP and SAM's positional encodings in exact float32 arithmetic | read: READ's own arithmetic (the
+    similarity and SAM's encodings in the model dtype, READ's aspect-canvas rounding, no KV cache in generation),
+    so that a released READ checkpoint gives READ's points and masks. See docs/numerics.md."""
     original_seg_token_id: int = -1
     """[SEG] id in `read_checkpoint`'s vocabulary when it differs from ours (e.g. 32000 in LISA); -1: same ids."""
     seg_hidden_position: str = "before"
@@ -85,6 +98,8 @@ class ReadModelConfig:
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"model.dtype must be one of {DTYPES} (fp16 is not supported), got {self.dtype!r}")
+        if self.numerics not in NUMERICS:
+            raise ValueError(f"model.numerics must be one of {NUMERICS}, got {self.numerics!r}")
         if self.num_points <= 0:
             raise ValueError(f"model.num_points must be > 0, got {self.num_points}")
         if not 0.0 <= self.t_neg < self.t_pos <= 1.0:

@@ -19,6 +19,7 @@ from model.losses import mask_losses, next_token_ce
 from model.projector import SegPromptProjector
 from model.sam import decode_masks, embed_points
 from model.sasp import similarity_to_points, to_sam_frame
+from model.sasp_read import read_similarity_to_points
 
 
 @dataclass
@@ -46,7 +47,8 @@ class ReadOutput(SegmentOutput):
 class GenerateOutput:
     """Greedy generation for one image/prompt. N = number of generated [SEG] tokens (0: no mask).
 
-    `token_ids` are the generated ids without the final `</s>`; `text` their decoding (keeps `[SEG]`).
+    `token_ids` are the generated ids without the final `</s>`; `text` their decoding (keeps `[SEG]`); `ended` is
+    True when `</s>` was generated (False: the budget ran out).
     """
 
     token_ids: list[int]
@@ -55,6 +57,7 @@ class GenerateOutput:
     similarity: torch.Tensor  # (N, P)
     points: torch.Tensor  # (N, K, 2)
     point_labels: torch.Tensor  # (N, K)
+    ended: bool = True
 
 
 class READ(nn.Module):
@@ -181,7 +184,7 @@ class READ(nn.Module):
 
     def similarity_from_states(self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         """The [SEG] similarity maps of `language_states`' output: (N, P) float32, [SEG]s in batch order."""
-        return self._seg_similarity(hidden_CTD, input_ids)[2]
+        return self._seg_similarity(hidden_CTD, input_ids)[2].float()
 
     @torch.no_grad()
     def generate(
@@ -204,29 +207,11 @@ class READ(nn.Module):
         """
         if input_ids.dim() != 2 or input_ids.shape[0] != 1:
             raise ValueError(f"READ.generate: input_ids must be (1, T), got {tuple(input_ids.shape)}")
-        lm = self.llava.model.language_model
-        embed = lm.get_input_embeddings()
-        eos = self.tokenizer.eos_token_id
         image_index = torch.zeros(1, dtype=torch.long, device=input_ids.device)
-        inputs_1TD = self._input_embeddings(clip_image[None], image_index, input_ids)
-        cache = DynamicCache(config=lm.config)
-        hiddens = [lm(inputs_embeds=inputs_1TD, past_key_values=cache, use_cache=True).last_hidden_state[0]]
-        generated: list[int] = []
-        for step in range(max_new_tokens):
-            logits_V = self.llava.lm_head(hiddens[-1][-1])
-            logits_V[self.image_token_id] = float("-inf")  # a placeholder, not text (generated: an image slot)
-            next_id = int(logits_V.argmax())
-            if next_id == eos:
-                break
-            generated.append(next_id)
-            last = step == max_new_tokens - 1
-            if not last or (next_id == self.seg_token_id and self.cfg.seg_hidden_position == "token"):
-                token_11 = torch.tensor([[next_id]], device=input_ids.device)
-                out = lm(inputs_embeds=embed(token_11), past_key_values=cache, use_cache=True)
-                hiddens.append(out.last_hidden_state[0])
+        decode = self._greedy_reencoding if self.cfg.numerics == "read" else self._greedy_cached
+        generated, ended, hidden_1TD = decode(clip_image, input_ids, max_new_tokens)
         generated_1G = torch.tensor([generated], dtype=input_ids.dtype, device=input_ids.device)
         all_ids_1T = torch.cat([input_ids, generated_1G], 1)
-        hidden_1TD = torch.cat(hiddens, 0)[None]
         seg = self._segment_from_hidden(
             hidden_1TD, all_ids_1T, sam_image[None], [tuple(resized_size)],
             [tuple(original_size)], image_index,
@@ -235,8 +220,62 @@ class READ(nn.Module):
             token_ids=generated,
             text=self.tokenizer.decode(generated, skip_special_tokens=False),
             mask_logits=seg.mask_logits[0], similarity=seg.similarity[0], points=seg.points[0],
-            point_labels=seg.point_labels[0],
+            point_labels=seg.point_labels[0], ended=ended,
         )
+
+    def _next_token(self, hidden_D: torch.Tensor) -> int:
+        """Greedy next id from a last-position state; the `<image>` placeholder is never chosen."""
+        logits_V = self.llava.lm_head(hidden_D)
+        logits_V[self.image_token_id] = float("-inf")  # a placeholder, not text (generated: an image slot)
+        return int(logits_V.argmax())
+
+    def _greedy_cached(
+        self, clip_image: torch.Tensor, input_ids: torch.Tensor, max_new_tokens: int
+    ) -> tuple[list[int], bool, torch.Tensor]:
+        """Greedy decoding with a KV cache: (generated ids without `</s>`, ended at `</s>`, hidden (1, T', D)) where
+        the hidden states cover the prompt and every generated token the [SEG] states need."""
+        lm = self.llava.model.language_model
+        embed = lm.get_input_embeddings()
+        image_index = torch.zeros(1, dtype=torch.long, device=input_ids.device)
+        inputs_1TD = self._input_embeddings(clip_image[None], image_index, input_ids)
+        cache = DynamicCache(config=lm.config)
+        hiddens = [lm(inputs_embeds=inputs_1TD, past_key_values=cache, use_cache=True).last_hidden_state[0]]
+        generated: list[int] = []
+        for step in range(max_new_tokens):
+            next_id = self._next_token(hiddens[-1][-1])
+            if next_id == self.tokenizer.eos_token_id:
+                return generated, True, torch.cat(hiddens, 0)[None]
+            generated.append(next_id)
+            last = step == max_new_tokens - 1
+            if not last or (next_id == self.seg_token_id and self.cfg.seg_hidden_position == "token"):
+                token_11 = torch.tensor([[next_id]], device=input_ids.device)
+                out = lm(inputs_embeds=embed(token_11), past_key_values=cache, use_cache=True)
+                hiddens.append(out.last_hidden_state[0])
+        return generated, False, torch.cat(hiddens, 0)[None]
+
+    def _greedy_reencoding(
+        self, clip_image: torch.Tensor, input_ids: torch.Tensor, max_new_tokens: int
+    ) -> tuple[list[int], bool, torch.Tensor]:
+        """Greedy decoding as READ's released configs run it (`use_cache: false`): every step re-encodes the image
+        and the whole sequence; the [SEG] states come from the last forward. Same returns as `_greedy_cached`."""
+        clip_1 = clip_image[None]
+        image_index = torch.zeros(1, dtype=torch.long, device=input_ids.device)
+        ids_1T = input_ids
+        generated: list[int] = []
+        ended = False
+        hidden_1TD = self._language_hidden(clip_1, image_index, ids_1T, None)
+        for _ in range(max_new_tokens):
+            next_id = self._next_token(hidden_1TD[0, -1])
+            if next_id == self.tokenizer.eos_token_id:
+                ended = True
+                break
+            generated.append(next_id)
+            ids_1T = torch.cat([ids_1T, ids_1T.new_tensor([[next_id]])], 1)
+            if len(generated) < max_new_tokens:
+                hidden_1TD = self._language_hidden(clip_1, image_index, ids_1T, None)
+        if generated and generated[-1] == self.seg_token_id and self.cfg.seg_hidden_position == "token":
+            hidden_1TD = self._language_hidden(clip_1, image_index, ids_1T, None)
+        return generated, ended, hidden_1TD
 
     @torch.no_grad()
     def greedy_token_ids(
@@ -331,10 +370,12 @@ class READ(nn.Module):
         conv_N, seg_hidden_ND, similarity_NP = self._seg_similarity(hidden_CTD, input_ids)
         image_N = image_index.to(conv_N.device)[conv_N].tolist()
         sizes_N = [tuple(original_sizes[i]) for i in image_N]
-        points_NK2, labels_NK = similarity_to_points(
+        to_points = read_similarity_to_points if self.cfg.numerics == "read" else similarity_to_points
+        points_NK2, labels_NK = to_points(
             similarity_NP, sizes_N, num_points=self.cfg.num_points, t_pos=self.cfg.t_pos, t_neg=self.cfg.t_neg,
             down_sample=self.cfg.down_sample, clip_size=self.clip_image_size,
         )
+        similarity_NP = similarity_NP.float()
         prompt_NE = self.projector(seg_hidden_ND)
         masks_N = self._decode(prompt_NE, points_NK2, labels_NK, image_N, sam_images, resized_sizes, original_sizes)
 
@@ -355,10 +396,11 @@ class READ(nn.Module):
     def _seg_similarity(
         self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The [SEG] states and their maps: conversation of each (N,), [SEG] hidden (N, D), similarity (N, P) float32.
+        """The [SEG] states and their maps: conversation of each (N,), [SEG] hidden (N, D), similarity (N, P).
 
         The [SEG] state is the token's own or the one before it (`cfg.seg_hidden_position`); the map is its dot
-        product with each of the conversation's P image-token states (SasP step 1).
+        product with each of the conversation's P image-token states (SasP step 1): in float32 (exact numerics,
+        differentiable), or as READ computes it (read numerics: element-wise products summed in the model dtype).
         """
         C, T, D = hidden_CTD.shape  # input_ids may be one longer (generate: a final [SEG] that was never fed)
         conv_N, pos_N = (input_ids == self.seg_token_id).nonzero(as_tuple=True)
@@ -366,7 +408,10 @@ class READ(nn.Module):
             pos_N = pos_N - 1
         seg_hidden_ND = hidden_CTD[conv_N, pos_N]
         image_hidden_CPD = hidden_CTD[input_ids[:, :T] == self.image_token_id].view(C, self.num_image_tokens, D)
-        similarity_NP = torch.einsum("nd,npd->np", seg_hidden_ND.float(), image_hidden_CPD[conv_N].float())
+        if self.cfg.numerics == "read":
+            similarity_NP = (image_hidden_CPD[conv_N] * seg_hidden_ND[:, None]).sum(-1)
+        else:
+            similarity_NP = torch.einsum("nd,npd->np", seg_hidden_ND.float(), image_hidden_CPD[conv_N].float())
         return conv_N, seg_hidden_ND, similarity_NP
 
     def _decode(
@@ -386,7 +431,8 @@ class READ(nn.Module):
         used = sorted(set(image_N))
         embeddings_IEhw = encoder(sam_images[used].to(encoder.patch_embed.proj.weight.dtype))
         points_sam_NK2 = to_sam_frame(points_NK2, [tuple(original_sizes[i]) for i in image_N], self.sam_image_size)
-        point_NQE = embed_points(self.sam.prompt_encoder, points_sam_NK2, labels_NK)
+        read_numerics = self.cfg.numerics == "read"
+        point_NQE = embed_points(self.sam.prompt_encoder, points_sam_NK2, labels_NK, read_numerics=read_numerics)
         sparse_NQE = torch.cat([point_NQE, prompt_NE[:, None].to(point_NQE.dtype)], dim=1)
         image_N_t = torch.tensor(image_N)
         masks: list[torch.Tensor | None] = [None] * len(image_N)
@@ -395,6 +441,7 @@ class READ(nn.Module):
             logits = decode_masks(
                 self.sam, embeddings_IEhw[j : j + 1], sparse_NQE[idx.to(sparse_NQE.device)],
                 resized_size=tuple(resized_sizes[i]), original_size=tuple(original_sizes[i]),
+                read_numerics=read_numerics,
             )
             for k, n in enumerate(idx.tolist()):
                 masks[n] = logits[k]

@@ -56,7 +56,22 @@ from model.read_prompt import IMAGE_TOKEN_INDEX, ReadPromptFormat
 from model.sam import PATCH_SIZE, SAM_VIT_H, SamShape, build_sam
 
 __all__ = ["load_read_release", "infer_sam_shape", "read_release_state_dict", "expand_read_ids",
-           "ReadReleaseTokenizer"]
+           "ReadReleaseTokenizer", "is_read_release_dir"]
+
+_LLAVA_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size")
+
+
+def is_read_release_dir(path: str | os.PathLike) -> bool:
+    """True when `path` is a folder whose config.json is an original-LLaVA (READ / LISA / SESAME / llava-v1.5)
+    config: it names `mm_vision_tower` / `mm_projector_type` / `mm_hidden_size`."""
+    config = pathlib.Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        keys = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(keys, dict) and any(key in keys for key in _LLAVA_KEYS)
 
 _IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "embeddings.position_ids")
 _SAM_PREFIX = "model.visual_model."

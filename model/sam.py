@@ -147,37 +147,54 @@ def build_sam(shape: SamShape) -> nn.Module:
     )
 
 
-def _fourier(prompt_encoder: nn.Module, coords01: torch.Tensor) -> torch.Tensor:
-    """SAM's random-Fourier encoding of [0, 1] coordinates (..., 2) -> (..., E), in float32, like SAM's own math."""
-    gaussian = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.float()  # (2, E/2)
-    proj = (2 * coords01.float() - 1) @ gaussian * (2 * math.pi)
+def _fourier(prompt_encoder: nn.Module, coords01: torch.Tensor, *, read_numerics: bool = False) -> torch.Tensor:
+    """SAM's random-Fourier encoding of [0, 1] coordinates (..., 2) -> (..., E).
+
+    Exact numerics: in float32 whatever the model dtype. READ numerics: `2c - 1` in the coordinates' dtype, then the
+    projection, the 2*pi scaling and sin/cos in the dtype of the Gaussian matrix (bfloat16 in a bf16 model), as
+    READ's patched `PositionEmbeddingRandom._pe_encoding` does.
+    """
+    gaussian = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix  # (2, E/2)
+    if read_numerics:
+        proj = ((2 * coords01 - 1).to(gaussian.dtype) @ gaussian) * (2 * math.pi)
+    else:
+        proj = (2 * coords01.float() - 1) @ gaussian.float() * (2 * math.pi)
     return torch.cat([torch.sin(proj), torch.cos(proj)], dim=-1)
 
 
-def dense_positional_encoding(prompt_encoder: nn.Module, dtype: torch.dtype) -> torch.Tensor:
-    """`prompt_encoder.get_dense_pe()` in `dtype`: (1, E, h, w)."""
+def dense_positional_encoding(prompt_encoder: nn.Module, dtype: torch.dtype, *, read_numerics: bool = False
+                              ) -> torch.Tensor:
+    """`prompt_encoder.get_dense_pe()` in `dtype`: (1, E, h, w). READ numerics build the pixel-centre grid in the
+    Gaussian matrix's dtype (a cumulative sum of ones, as READ's SAM does) and encode it in that dtype."""
     h, w = prompt_encoder.image_embedding_size
-    device = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix.device
-    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
-    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
-    grid_hw2 = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (h, w, 2) as (x, y)
-    return _fourier(prompt_encoder, grid_hw2).permute(2, 0, 1).unsqueeze(0).to(dtype)
+    gaussian = prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+    grid_dtype = gaussian.dtype if read_numerics else torch.float32
+    ones_hw = torch.ones(h, w, device=gaussian.device, dtype=grid_dtype)
+    ys = (ones_hw.cumsum(0) - 0.5) / h
+    xs = (ones_hw.cumsum(1) - 0.5) / w
+    grid_hw2 = torch.stack([xs, ys], dim=-1)  # (h, w, 2) as (x, y)
+    return _fourier(prompt_encoder, grid_hw2, read_numerics=read_numerics).permute(2, 0, 1).unsqueeze(0).to(dtype)
 
 
-def embed_points(prompt_encoder: nn.Module, points_BK2: torch.Tensor, labels_BK: torch.Tensor) -> torch.Tensor:
+def embed_points(
+    prompt_encoder: nn.Module, points_BK2: torch.Tensor, labels_BK: torch.Tensor, *, read_numerics: bool = False
+) -> torch.Tensor:
     """SAM's point embedding with its padding point (as `PromptEncoder.forward(points, boxes=None)`): (B, K+1, E).
 
     Args:
         points_BK2: (x, y) in SAM's resized-input frame (before the +0.5 pixel-centre shift).
         labels_BK: 1 positive, 0 negative, -1 not a point.
+        read_numerics: encode as READ does (see `_fourier`): coordinates divided by the input size in float32.
     """
     B = points_BK2.shape[0]
     h_in, w_in = prompt_encoder.input_image_size
     pts = points_BK2.float() + 0.5
     pts = torch.cat([pts, pts.new_zeros(B, 1, 2)], dim=1)  # SAM pads one non-point when there is no box
     labels = torch.cat([labels_BK, labels_BK.new_full((B, 1), -1)], dim=1)[..., None]  # (B, K+1, 1)
-    scale = torch.tensor([1.0 / w_in, 1.0 / h_in], device=pts.device)
-    pe = _fourier(prompt_encoder, pts * scale)
+    if read_numerics:
+        pe = _fourier(prompt_encoder, pts / torch.tensor([w_in, h_in], device=pts.device), read_numerics=True)
+    else:
+        pe = _fourier(prompt_encoder, pts * torch.tensor([1.0 / w_in, 1.0 / h_in], device=pts.device))
     pe = pe.to(prompt_encoder.point_embeddings[0].weight.dtype)
     not_point = prompt_encoder.not_a_point_embed.weight.view(1, 1, -1)
     neg = prompt_encoder.point_embeddings[0].weight.view(1, 1, -1)
@@ -194,6 +211,7 @@ def decode_masks(
     *,
     resized_size: tuple[int, int],
     original_size: tuple[int, int],
+    read_numerics: bool = False,
 ) -> torch.Tensor:
     """Single-mask decoding for B prompt sets on one image, upsampled to the original size: (B, H, W) logits.
 
@@ -207,7 +225,7 @@ def decode_masks(
     dense_BEhw = pe.no_mask_embed.weight.to(dtype).reshape(1, -1, 1, 1).expand(B, -1, h, w)
     low_res_B1hw, _ = sam.mask_decoder(
         image_embeddings=image_embedding_1Ehw,
-        image_pe=dense_positional_encoding(pe, dtype),
+        image_pe=dense_positional_encoding(pe, dtype, read_numerics=read_numerics),
         sparse_prompt_embeddings=sparse_BQE.to(dtype),
         dense_prompt_embeddings=dense_BEhw,
         multimask_output=False,

@@ -73,9 +73,44 @@ SUMMARY_SCHEMA = versioned(
 )
 
 
+PREDICTION_TABLE_VERSION = 1
+"""Layout version of jobs.predict's predictions.parquet."""
+
+PREDICTION_SCHEMA = versioned(
+    pa.schema(
+        [
+            ("request_id", pa.string()),  # names masks/<id>.png, overlays/<id>.png, traces/<id>.npz
+            ("checkpoint", pa.string()),
+            ("image", pa.string()),
+            ("height", pa.int32()),  # original (EXIF-upright) size; 0 when the image could not be read
+            ("width", pa.int32()),
+            ("mode", pa.string()),  # "segment" | "generate"
+            ("query_text", pa.string()),  # "" when the request gave a prompt
+            ("prompt", pa.string()),  # the exact conversation text fed to the model
+            ("generated_text", pa.string()),  # generate mode; "" otherwise
+            ("num_seg", pa.int32()),  # [SEG] tokens in the (generated) answer = masks predicted
+            ("pred_present", pa.bool_()),  # the first mask has foreground
+            ("pred_area", pa.int64()),  # its foreground pixels
+            ("pred_mask_rle", pa.string()),  # COCO RLE of the first mask, JSON {"size": [H, W], "counts": str}
+            ("similarity", pa.list_(pa.float32())),  # the first [SEG]'s similarity map, side*side, row-major
+            ("points_xy", pa.list_(pa.float32())),  # its SasP points flattened x0,y0,x1,y1,... in original pixels
+            ("point_labels", pa.list_(pa.int8())),  # 1 positive, 0 negative, -1 neutral / padding
+            ("latency_ms", pa.float64()),
+            ("error", pa.string()),  # "" when the request ran; the reason otherwise (the other requests go on)
+        ]
+    ),
+    version=PREDICTION_TABLE_VERSION,
+)
+
+
 def validate_queries(table: pa.Table) -> pa.Table:
     """Return `table` cast to QUERY_SCHEMA, or raise ValueError naming the wrong columns."""
     return validate_table(table, QUERY_SCHEMA, name="queries table")
+
+
+def validate_predictions(table: pa.Table) -> pa.Table:
+    """Return `table` cast to PREDICTION_SCHEMA, or raise ValueError naming the wrong columns."""
+    return validate_table(table, PREDICTION_SCHEMA, name="predictions table")
 
 
 def validate_summary(table: pa.Table) -> pa.Table:

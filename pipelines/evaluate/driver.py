@@ -45,8 +45,10 @@ class EvalReport:
         return sum(s["rows"] for s in self.shard_stats)
 
 
-def score_pending(actors: list[Any], pending: list[tuple[int, str]]) -> list[dict[str, Any]]:
-    """Score the (index, url) shards of `pending` on `actors`, each actor pulling the next shard when it is free.
+def score_pending(actors: list[Any], pending: list[tuple[int, Any]], *, method: str = "score_shard"
+                  ) -> list[dict[str, Any]]:
+    """Score the (index, url) shards of `pending` on `actors`, each actor pulling the next shard when it is free
+    (`actor.<method>.remote(index, item)`; jobs.predict hands out request batches the same way).
 
     Pull-based dispatch keeps workers busy to the end when shards differ in cost (generation-mode shards are
     slower than teacher-forced ones); which worker scores a shard never changes the committed tables, because
@@ -57,8 +59,8 @@ def score_pending(actors: list[Any], pending: list[tuple[int, str]]) -> list[dic
 
     def give_next(actor: Any) -> None:
         if queue:
-            index, url = queue.pop()
-            running[actor.score_shard.remote(index, url)] = actor
+            index, item = queue.pop()
+            running[getattr(actor, method).remote(index, item)] = actor
 
     for actor in actors:
         give_next(actor)

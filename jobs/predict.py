@@ -1,0 +1,53 @@
+"""Run a READ checkpoint on images: masks, overlays with the SasP points, generated text, one Parquet row each.
+
+    python -m jobs.predict checkpoint=<READ release folder | our export> image=<file> query="the red car" out=<dir>
+    python -m jobs.predict checkpoint=<folder> model.clip_path=<CLIP folder> image=<file> \\
+        query="Is there a dog? Please segment it." mode=generate model.dtype=bfloat16 out=<dir>
+    python -m jobs.predict checkpoint=<folder> inputs=<requests.jsonl> num_workers=2 out=<dir>   # Ray actors
+
+`prompt="..."` instead of `query=` feeds a complete conversation in the checkpoint's format; `trace=true` also
+writes traces/<id>.npz. Release folders default to model.numerics=read (READ's arithmetic). Writes masks/,
+overlays/, predictions.parquet and config.yaml under `out`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import ray
+
+from jobs._config import config_yaml, load_config
+from jobs._ray import init_ray
+from pipelines.predict.config import PredictConfig, checkpoint_model_defaults
+from pipelines.predict.driver import predict
+
+
+def load_predict_config(argv: list[str]) -> PredictConfig:
+    """The job's config; model.* defaults to what the checkpoint brings (`checkpoint_model_defaults`)."""
+    cfg = load_config(PredictConfig, argv)
+    brought = checkpoint_model_defaults(cfg.checkpoint)
+    return load_config(PredictConfig, argv, base={"model": brought}) if brought else cfg
+
+
+def main(argv: list[str] | None = None):
+    cfg = load_predict_config(sys.argv[1:] if argv is None else argv)
+    cfg.make_local_paths_absolute()
+    started = init_ray(cfg.ray_address) if cfg.inputs else False
+    try:
+        table = predict(cfg, config_yaml=config_yaml(cfg))
+    except ValueError as err:
+        raise SystemExit(f"predict: {err}") from err
+    finally:
+        if started:
+            ray.shutdown()
+    rows = table.to_pylist()
+    for row in rows[:20]:
+        said = f" said {row['generated_text']!r}" if row["generated_text"] else ""
+        status = f"error: {row['error']}" if row["error"] else f"mask {row['pred_area']} px{said}"
+        print(f"predict: {row['request_id']}: {status}")
+    print(f"predict: {len(rows)} requests ({sum(1 for r in rows if r['error'])} errors) -> {cfg.out}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
