@@ -19,15 +19,16 @@ import ray
 
 from jobs._config import config_yaml, load_config
 from jobs._ray import init_ray
-from pipelines.evaluate.config import EvaluateConfig, export_model_defaults
+from pipelines.evaluate.config import EvaluateConfig, checkpoint_model_defaults
 from pipelines.evaluate.driver import EvalReport, evaluate
 from pipelines.results import format_summary
 
 
 def load_evaluate_config(argv: list[str]) -> EvaluateConfig:
-    """The job's config; with an export checkpoint, model.* defaults to what the export was trained with."""
+    """The job's config; model.* defaults to what the checkpoint brings (an export's training settings; READ's
+    numerics for a release folder)."""
     cfg = load_config(EvaluateConfig, argv)
-    trained = export_model_defaults(cfg.checkpoint)
+    trained = checkpoint_model_defaults(cfg.checkpoint)
     return load_config(EvaluateConfig, argv, base={"model": trained}) if trained else cfg
 
 

@@ -37,8 +37,11 @@ def load(out: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return read_summary(summary_uri), read_queries(queries_uri)
 
 
-def compare(out_a: str, out_b: str) -> pd.DataFrame:
+def compare(out_a: str, out_b: str, *, allow_mixed_protocols: bool = False) -> pd.DataFrame:
     """Per (dataset, split, subset): every metric of A and B and the delta B - A.
+
+    Raises ValueError when A and B were evaluated under different protocols (their numbers measure different
+    things), unless `allow_mixed_protocols`.
 
     Returns:
         Columns KEYS, then for each metric m: m_a, m_b, m_delta. Groups present in only one run have NaN on the
@@ -46,6 +49,11 @@ def compare(out_a: str, out_b: str) -> pd.DataFrame:
     """
     summary_a, _ = load(out_a)
     summary_b, _ = load(out_b)
+    protocols = [sorted(set(s["protocol"])) for s in (summary_a, summary_b)]
+    if protocols[0] != protocols[1] and not allow_mixed_protocols:
+        raise ValueError(f"{out_a} was evaluated with protocol {protocols[0]} and {out_b} with {protocols[1]}: the "
+                         "numbers are not comparable; re-evaluate one of them with the other's protocol= or pass "
+                         "--allow-mixed-protocols")
     merged = summary_a[KEYS + METRICS].merge(summary_b[KEYS + METRICS], on=KEYS, how="outer", suffixes=("_a", "_b"))
     columns = list(KEYS)
     for metric in METRICS:

@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from schemas.arrow import validate_table, versioned
 
-QUERY_TABLE_VERSION = 2
-"""Layout version of the queries table. 2: `edit` added (false premises' rewritten element)."""
+QUERY_TABLE_VERSION = 3
+"""Layout version of the queries table. 2: `edit` added (false premises' rewritten element); 3: `protocol`,
+`prompt` and `template_id` added (how each row was made)."""
 
 QUERY_SCHEMA = versioned(
     pa.schema(
@@ -22,6 +23,9 @@ QUERY_SCHEMA = versioned(
             ("split", pa.string()),
             ("subset", pa.string()),  # ReasonSeg: short | long; otherwise "all"
             ("mode", pa.string()),  # "teacher_forced" | "generate"
+            ("protocol", pa.string()),  # evaluation protocol (configs/protocols): "clean" | "read" | a YAML's name
+            ("prompt", pa.string()),  # the exact conversation text fed to the model ("" on error rows)
+            ("template_id", pa.string()),  # which question / answer templates built the prompt
             ("sample_key", pa.string()),
             ("shard", pa.string()),  # URL of the shard the sample was read from (visualisation re-reads the image)
             ("query_id", pa.string()),
@@ -52,11 +56,16 @@ QUERY_SCHEMA = versioned(
     version=QUERY_TABLE_VERSION,
 )
 
+SUMMARY_TABLE_VERSION = 2
+"""Layout version of summary.parquet. 2: `checkpoint_hash` and `protocol` added."""
+
 SUMMARY_SCHEMA = versioned(
     pa.schema(
         [
             ("run_id", pa.string()),
             ("checkpoint", pa.string()),
+            ("checkpoint_hash", pa.string()),  # sha256 of the checkpoint's weights index (see checkpoint_hash)
+            ("protocol", pa.string()),  # evaluation protocol of every row summarised
             ("dataset", pa.string()),
             ("split", pa.string()),
             ("subset", pa.string()),
@@ -69,7 +78,8 @@ SUMMARY_SCHEMA = versioned(
             ("say_similarity", pa.float64()),
             ("num_errors", pa.int64()),
         ]
-    )
+    ),
+    version=SUMMARY_TABLE_VERSION,
 )
 
 

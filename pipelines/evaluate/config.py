@@ -13,6 +13,7 @@ from omegaconf import MISSING
 
 from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
 from model.export import CONFIG_FILE, is_export_dir
+from model.read_release import is_read_release_dir
 from pipelines import storage
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 from schemas.results import QUERY_TABLE_VERSION
@@ -35,13 +36,51 @@ def export_model_defaults(checkpoint: str) -> dict[str, Any]:
     return {key: trained[key] for key in EXPORT_DEFAULT_KEYS if key in trained}
 
 
+WEIGHT_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def checkpoint_hash(checkpoint: str) -> str:
+    """A content hash identifying a checkpoint folder's weights: sha256 of its weights index when it has one
+    (sharded releases), else of its single weights file (beyond 1 GiB: of its size, first and last 64 MiB);
+    "" for "preset:..." labels, URIs and folders without weights."""
+    folder = pathlib.Path(checkpoint) if checkpoint and "://" not in checkpoint else None
+    if folder is None or not folder.is_dir():
+        return ""
+    for name in WEIGHT_INDEX_FILES + WEIGHT_FILES:
+        path = folder / name
+        if path.is_file():
+            digest = hashlib.sha256()
+            size = path.stat().st_size
+            with path.open("rb") as f:
+                if size > 1 << 30:
+                    digest.update(str(size).encode() + f.read(64 << 20))
+                    f.seek(size - (64 << 20))
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            return f"{name}:{digest.hexdigest()}"
+    return ""
+
+
+def checkpoint_model_defaults(checkpoint: str) -> dict[str, Any]:
+    """model.* defaults a checkpoint brings: an export's training settings (`export_model_defaults`); for a READ /
+    LISA / SESAME release folder READ's numerics (so that it gives READ's points and masks); {} otherwise."""
+    if checkpoint and is_read_release_dir(checkpoint):
+        return {"numerics": "read"}
+    return export_model_defaults(checkpoint)
+
+
 @dataclass(kw_only=True)
 class EvaluateConfig:
     """What to evaluate, with which model, where to write, and on how many workers."""
 
     checkpoint: str = ""
-    """Our export folder (model.build.save_export). Empty: build `model` as configured (random init for tiny, or
-    the released weights named by model.llava_path / sam_checkpoint / read_checkpoint)."""
+    """Our export folder (model.build.save_export) or a READ / LISA / SESAME release folder as published (CLIP from
+    model.clip_path or its mm_vision_tower). Empty: build `model` as configured (random init for tiny, or the
+    released weights named by model.llava_path / sam_checkpoint / read_checkpoint)."""
+    protocol: str = "clean"
+    """Evaluation protocol: clean | read (configs/protocols/<name>.yaml) or a protocol YAML: which queries are
+    scored and the exact prompts (docs/protocols.md). `read` computes what READ's scripts compute."""
     model: ReadModelConfig = field(default_factory=ReadModelConfig)
     """Model preset and weights; an export's preset must equal model.preset. With an export `checkpoint`, the
     preset and runtime settings (SasP, [SEG] position, dtype) default to the export's (`export_model_defaults`)."""
@@ -61,8 +100,9 @@ class EvaluateConfig:
     """auto (generate for datasets matching generate_datasets, else teacher_forced) | teacher_forced | generate."""
     generate_datasets: list[str] = field(default_factory=lambda: ["fp*", "r-*", "rref*"])
     """Case-insensitive fnmatch patterns of dataset names evaluated in generation mode when mode=auto."""
-    max_new_tokens: int = 32
-    """Generation mode: greedy decoding budget per query."""
+    max_new_tokens: int = 0
+    """Generation mode: greedy decoding budget per query; 0: the protocol's (read: 512, READ's test script), else
+    32."""
     max_queries_per_forward: int = 16
     """Teacher-forced mode: queries of one image scored in one forward (bounds memory)."""
     seed: int = 0
@@ -78,12 +118,16 @@ class EvaluateConfig:
             raise ValueError(f"cpus_per_worker must be > 0, got {self.cpus_per_worker}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.max_new_tokens <= 0:
-            raise ValueError(f"max_new_tokens must be > 0, got {self.max_new_tokens}")
+        if self.max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0 (0: the protocol's), got {self.max_new_tokens}")
         if self.max_queries_per_forward <= 0:
             raise ValueError(f"max_queries_per_forward must be > 0, got {self.max_queries_per_forward}")
         if isinstance(self.data, str):
             self.data = [self.data]
+
+    def resolved_max_new_tokens(self, protocol_budget: int) -> int:
+        """`max_new_tokens`, else the protocol's budget, else 32."""
+        return self.max_new_tokens or protocol_budget or 32
 
     def make_local_paths_absolute(self) -> None:
         """Make the local (non-URI) checkpoint, weight, data and output paths absolute in place, as the driver sees
@@ -111,6 +155,7 @@ class EvaluateConfig:
             "model": asdict(self.model),
             "shards": shard_urls,
             "mode": self.mode,
+            "protocol": self.protocol,
             "generate_datasets": list(self.generate_datasets),
             "max_new_tokens": self.max_new_tokens,
             "max_queries_per_forward": self.max_queries_per_forward,

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 import ray
 
-from pipelines.evaluate.config import EvaluateConfig
+from pipelines.evaluate.config import EvaluateConfig, checkpoint_hash
+from pipelines.evaluate.protocol import load_protocol
 from pipelines.evaluate.shards import check_schema_version, list_shards
 from pipelines.evaluate.tables import commit, finished_parts, prepare_parts, shard_id, warm_up
 from pipelines.evaluate.worker import EvalWorker, check_checkpoint
@@ -83,6 +84,7 @@ def evaluate(cfg: EvaluateConfig, *, config_yaml: str) -> EvalReport:
     for url in urls:
         check_schema_version(url)
     check_checkpoint(cfg)
+    load_protocol(cfg.protocol)  # an unknown protocol stops here, before any actor starts
     run_id = cfg.resolved_run_id(urls)
     prepare_parts(cfg.out, cfg.fingerprint(urls))
     done = finished_parts(cfg.out)
@@ -102,7 +104,8 @@ def evaluate(cfg: EvaluateConfig, *, config_yaml: str) -> EvalReport:
             for actor in actors:
                 ray.kill(actor)
     scored = time.perf_counter()
-    summary = commit(cfg.out, urls, config_yaml=config_yaml, run_id=run_id, checkpoint=cfg.checkpoint_label())
+    summary = commit(cfg.out, urls, config_yaml=config_yaml, run_id=run_id, checkpoint=cfg.checkpoint_label(),
+                     checkpoint_hash=checkpoint_hash(cfg.checkpoint_label()))
     return EvalReport(
         summary=summary,
         shard_stats=stats,

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines.data.conversation import eval_prompt
+from model.read_prompt import TEMPLATES, ReadPromptFormat
 from pipelines.data.image import clip_preprocess, decode_rgb, sam_preprocess
-from pipelines.data.tokenize import tokenize
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
+from pipelines.evaluate.protocol import EvalProtocol, ProtocolPrompt, load_protocol, protocol_prompts, scored_queries
+from pipelines.predict.prompts import prompt_ids
 from pipelines.evaluate.rows import RunInfo, error_row, query_row
 from pipelines.evaluate.shards import BadSample
 from schemas.sample import Query, ShardSample
@@ -38,6 +39,7 @@ class Evaluator:
         run: run id and checkpoint written into every row.
         mode_of: dataset name -> "teacher_forced" | "generate".
         max_new_tokens: generation budget per query.
+        protocol: which queries are scored and their prompts (`pipelines.evaluate.protocol`); default clean.
         max_queries_per_forward: teacher-forced chunk size.
         device: where the model lives.
     """
@@ -52,11 +54,13 @@ class Evaluator:
         max_new_tokens: int = 32,
         max_queries_per_forward: int = 16,
         device: str | torch.device = "cpu",
+        protocol: EvalProtocol | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.run = run
         self.mode_of = mode_of
+        self.protocol = protocol or load_protocol("clean")
         self.max_new_tokens = max_new_tokens
         self.max_queries_per_forward = max_queries_per_forward
         self.device = torch.device(device)
@@ -79,18 +83,22 @@ class Evaluator:
             return []  # VQA samples have nothing to segment
         try:
             image = self._prepare_image(rgb_HW3)
+            queries = scored_queries(self.protocol, item)
             if self.mode_of(item.dataset) == GENERATE:
-                return [self._generate(item, shard, q, image) for q in item.queries]
+                return self._generate_all(item, shard, queries, image)
+            prompts = protocol_prompts(self.protocol, item, queries, generate=False,
+                                       answer_style=self.model.cfg.answer_style)
             rows = []
             step = self.max_queries_per_forward
-            for start in range(0, len(item.queries), step):
-                rows += self._teacher_forced(item, shard, item.queries[start : start + step], image)
+            for start in range(0, len(prompts), step):
+                rows += self._teacher_forced(item, shard, prompts[start : start + step], image)
             return rows
         except ValueError as err:  # e.g. a query the tokenizer cannot take: recorded, never dropped
             return [self._error(shard, item.key, item.dataset, item.split, f"sample {item.key}: {err}")]
 
     def _error(self, shard: str, key: str, dataset: str, split: str, reason: str) -> dict[str, Any]:
-        return error_row(run=self.run, shard=shard, sample_key=key, dataset=dataset, split=split, error=reason)
+        return error_row(run=self.run, shard=shard, sample_key=key, dataset=dataset, split=split, error=reason,
+                         protocol=self.protocol.name)
 
     def _prepare_image(self, rgb_HW3: np.ndarray) -> dict[str, Any]:
         started = time.perf_counter()
@@ -104,18 +112,23 @@ class Evaluator:
             "ms": (time.perf_counter() - started) * 1000.0,
         }
 
-    def _ids(self, query: Query, *, with_answer: bool) -> torch.Tensor:
-        prompt = eval_prompt(query.text, is_sentence=query.is_sentence, with_answer=with_answer,
-                             answer_style=self.model.cfg.answer_style)
-        input_ids_T, _ = tokenize(prompt, self.tokenizer, self.model.num_image_tokens)
-        return input_ids_T
+    def _prompt(self, p: ProtocolPrompt, *, generate: bool) -> str:
+        """The conversation text of one query in the checkpoint's format (READ layout: `<im_start>` wrapping)."""
+        system = self.protocol.generate_system if generate else self.protocol.teacher_forced_system
+        if isinstance(self.tokenizer, ReadPromptFormat):
+            return self.tokenizer.build_prompt(system, [(p.question, p.answer)])
+        return TEMPLATES[system].render([(p.question, p.answer)])
+
+    def _ids(self, text: str) -> torch.Tensor:
+        return prompt_ids(text, self.tokenizer, self.model.num_image_tokens)
 
     @torch.no_grad()
     def _teacher_forced(
-        self, sample: ShardSample, shard: str, queries: list[Query], image: dict[str, Any]
+        self, sample: ShardSample, shard: str, prompts: list[ProtocolPrompt], image: dict[str, Any]
     ) -> list[dict[str, Any]]:
         started = time.perf_counter()
-        ids = [self._ids(q, with_answer=True) for q in queries]
+        texts = [self._prompt(p, generate=False) for p in prompts]
+        ids = [self._ids(t) for t in texts]
         num_tokens = max(len(x) for x in ids)
         input_ids_CT = torch.full((len(ids), num_tokens), self.pad_id, dtype=torch.long)
         attention_mask_CT = torch.zeros((len(ids), num_tokens), dtype=torch.long)
@@ -131,12 +144,13 @@ class Evaluator:
             input_ids=input_ids_CT.to(self.device),
             attention_mask=attention_mask_CT.to(self.device),
         )
-        latency = ((time.perf_counter() - started) * 1000.0 + image["ms"]) / len(queries)
+        latency = ((time.perf_counter() - started) * 1000.0 + image["ms"]) / len(prompts)
         rows = []
-        for c, query in enumerate(queries):
+        for c, p in enumerate(prompts):
             rows.append(
                 query_row(
-                    run=self.run, sample=sample, shard=shard, query=query, mode=TEACHER_FORCED,
+                    run=self.run, sample=sample, shard=shard, query=p.query, mode=TEACHER_FORCED,
+                    protocol=self.protocol.name, prompt=texts[c], template_id=p.template_id,
                     pred_HW=_first_mask(out.mask_logits[c]),
                     similarity_P=_first(out.similarity[c]),
                     points_K2=_first(out.points[c]),
@@ -146,16 +160,29 @@ class Evaluator:
             )
         return rows
 
+    def _generate_all(self, sample: ShardSample, shard: str, queries: list[Query], image: dict[str, Any]
+                      ) -> list[dict[str, Any]]:
+        """Generation rows for an image's queries, one at a time; with the protocol's `read` padding each prompt is
+        first left-padded with the pad token to the image's longest (READ's collate_fn_test)."""
+        prompts = protocol_prompts(self.protocol, sample, queries, generate=True,
+                                   answer_style=self.model.cfg.answer_style)
+        texts = [self._prompt(p, generate=True) for p in prompts]
+        ids = [self._ids(t) for t in texts]
+        if self.protocol.generation_padding == "read" and ids:
+            longest = max(len(x) for x in ids)
+            ids = [torch.cat([x.new_full((longest - len(x),), self.pad_id), x]) for x in ids]
+        return [self._generate(sample, shard, p, t, x, image) for p, t, x in zip(prompts, texts, ids)]
+
     @torch.no_grad()
-    def _generate(self, sample: ShardSample, shard: str, query: Query, image: dict[str, Any]) -> dict[str, Any]:
+    def _generate(self, sample: ShardSample, shard: str, p: ProtocolPrompt, text: str, ids_T: torch.Tensor,
+                  image: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
-        input_ids_1T = self._ids(query, with_answer=False)[None].to(self.device)
         out = self.model.generate(
             clip_image=image["clip"],
             sam_image=image["sam"],
             resized_size=image["resized"],
             original_size=image["original"],
-            input_ids=input_ids_1T,
+            input_ids=ids_T[None].to(self.device),
             max_new_tokens=self.max_new_tokens,
         )
         latency = (time.perf_counter() - started) * 1000.0 + image["ms"]
@@ -164,7 +191,8 @@ class Evaluator:
         else:
             pred_HW = _first_mask(out.mask_logits)
         return query_row(
-            run=self.run, sample=sample, shard=shard, query=query, mode=GENERATE, pred_HW=pred_HW,
+            run=self.run, sample=sample, shard=shard, query=p.query, mode=GENERATE, pred_HW=pred_HW,
+            protocol=self.protocol.name, prompt=text, template_id=p.template_id,
             generated_text=out.text.strip(),
             similarity_P=_first(out.similarity),
             points_K2=_first(out.points),

@@ -46,6 +46,9 @@ def query_row(
     query: Query,
     mode: str,
     pred_HW: np.ndarray,
+    protocol: str = "clean",
+    prompt: str = "",
+    template_id: str = "",
     generated_text: str = "",
     similarity_P: np.ndarray | None = None,
     points_K2: np.ndarray | None = None,
@@ -56,6 +59,8 @@ def query_row(
 
     Args:
         pred_HW: bool (H, W) predicted foreground (zeros when the model produced no mask).
+        protocol / prompt / template_id: the evaluation protocol, the exact conversation text fed, and which
+            templates built it.
         similarity_P: float (P,) [SEG] similarity map, row-major; None when no [SEG] was produced.
         points_K2: float (K, 2) SasP points (x, y) in original pixels; point_labels_K: (K,) in {1, 0, -1}.
     """
@@ -71,6 +76,9 @@ def query_row(
         "split": sample.split,
         "subset": subset_of(sample.dataset, query),
         "mode": mode,
+        "protocol": protocol,
+        "prompt": prompt,
+        "template_id": template_id,
         "sample_key": sample.key,
         "shard": shard,
         "query_id": query.query_id,
@@ -99,7 +107,8 @@ def query_row(
     }
 
 
-def error_row(*, run: RunInfo, shard: str, sample_key: str, dataset: str, split: str, error: str) -> dict[str, Any]:
+def error_row(*, run: RunInfo, shard: str, sample_key: str, dataset: str, split: str, error: str,
+              protocol: str = "") -> dict[str, Any]:
     """The row recording a sample that could not be decoded or scored (never silently dropped)."""
     return {
         "run_id": run.run_id,
@@ -108,6 +117,9 @@ def error_row(*, run: RunInfo, shard: str, sample_key: str, dataset: str, split:
         "split": split or "unknown",
         "subset": "all",
         "mode": "",
+        "protocol": protocol,
+        "prompt": "",
+        "template_id": "",
         "sample_key": sample_key,
         "shard": shard,
         "query_id": "",

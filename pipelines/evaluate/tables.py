@@ -93,7 +93,8 @@ def prepare_parts(out: str, fingerprint: dict[str, Any]) -> None:
     storage.atomic_write_bytes(uri, text.encode())
 
 
-def commit(out: str, shard_urls: list[str], *, config_yaml: str, run_id: str, checkpoint: str) -> pd.DataFrame:
+def commit(out: str, shard_urls: list[str], *, config_yaml: str, run_id: str, checkpoint: str,
+           checkpoint_hash: str = "") -> pd.DataFrame:
     """Concatenate the parts of `shard_urls`, validate, and write queries/, summary.parquet and config.yaml.
 
     Returns the summary as a DataFrame. Raises ValueError naming the shards whose part is missing, or when the
@@ -111,7 +112,9 @@ def commit(out: str, shard_urls: list[str], *, config_yaml: str, run_id: str, ch
         )
     queries = queries.sort_by([(k, "ascending") for k in SORT_KEYS])
     write_queries(storage.join(out, "queries"), queries)
-    summary = summary_table(queries.select(metrics.SUMMARY_INPUTS).to_pandas(), run_id=run_id, checkpoint=checkpoint)
+    protocols = sorted(set(queries.column("protocol").to_pylist()) - {""})
+    summary = summary_table(queries.select(metrics.SUMMARY_INPUTS).to_pandas(), run_id=run_id, checkpoint=checkpoint,
+                            checkpoint_hash=checkpoint_hash, protocol="+".join(protocols))
     storage.atomic_write_parquet(storage.join(out, "summary.parquet"), summary)
     storage.atomic_write_bytes(storage.join(out, "config.yaml"), config_yaml.encode())
     return summary.to_pandas()
@@ -145,9 +148,12 @@ def warm_up() -> None:
     pq.ParquetFile(pa.BufferReader(buf.getvalue())).read(use_threads=False)
 
 
-def summary_table(queries: pd.DataFrame, *, run_id: str, checkpoint: str) -> pa.Table:
+def summary_table(queries: pd.DataFrame, *, run_id: str, checkpoint: str, checkpoint_hash: str = "",
+                  protocol: str = "") -> pa.Table:
     """metrics.summarize over (dataset, split, subset) plus run columns, validated against SUMMARY_SCHEMA."""
     summary = metrics.summarize(queries)
+    summary.insert(0, "protocol", protocol)
+    summary.insert(0, "checkpoint_hash", checkpoint_hash)
     summary.insert(0, "checkpoint", checkpoint)
     summary.insert(0, "run_id", run_id)
     return validate_summary(pa.Table.from_pandas(summary, preserve_index=False).replace_schema_metadata(None))

@@ -5,6 +5,7 @@ A plain class, so it runs in-process in tests and as a Ray actor (`ray.remote(Ev
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from typing import Any
@@ -14,8 +15,10 @@ import torch
 
 from model.build import build_read, load_export
 from model.export import CONFIG_FILE, is_export_dir
+from model.read_release import is_read_release_dir
 from pipelines.evaluate.config import EvaluateConfig, export_model_defaults
 from pipelines.evaluate.predict import Evaluator
+from pipelines.evaluate.protocol import load_protocol
 from pipelines.evaluate.rows import RunInfo
 from pipelines.evaluate.shards import read_shard
 from pipelines.evaluate.tables import rows_to_table, write_part
@@ -35,8 +38,8 @@ def exported_preset(checkpoint: str) -> str:
 
 
 def check_checkpoint(cfg: EvaluateConfig) -> None:
-    """Raise ValueError when `checkpoint` is set but is not an export of `model.preset`."""
-    if not cfg.checkpoint:
+    """Raise ValueError when `checkpoint` is set but is neither a release folder nor an export of `model.preset`."""
+    if not cfg.checkpoint or is_read_release_dir(cfg.checkpoint):
         return
     preset = exported_preset(cfg.checkpoint)
     if preset != cfg.model.preset:
@@ -52,6 +55,8 @@ def load_model(cfg: EvaluateConfig, *, device: str = "cpu") -> tuple[Any, Any]:
     if not cfg.checkpoint:
         return build_read(cfg.model, device=device)
     check_checkpoint(cfg)
+    if is_read_release_dir(cfg.checkpoint):
+        return build_read(dataclasses.replace(cfg.model, read_checkpoint=cfg.checkpoint), device=device)
     model, tokenizer, _ = load_export(cfg.checkpoint, device=device, runtime_cfg=cfg.model)
     return model, tokenizer
 
@@ -70,13 +75,15 @@ class EvalWorker:
         torch.manual_seed(cfg.seed)
         device = "cuda" if cfg.use_gpu else "cpu"
         model, tokenizer = load_model(cfg, device=device)
+        protocol = load_protocol(cfg.protocol)
         self.cfg, self.worker = cfg, worker
         self.evaluator = Evaluator(
             model,
             tokenizer,
             run=RunInfo(run_id=run_id, checkpoint=cfg.checkpoint_label()),
             mode_of=cfg.mode_of,
-            max_new_tokens=cfg.max_new_tokens,
+            max_new_tokens=cfg.resolved_max_new_tokens(protocol.max_new_tokens),
+            protocol=protocol,
             max_queries_per_forward=cfg.max_queries_per_forward,
             device=device,
         )

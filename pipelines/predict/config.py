@@ -8,22 +8,13 @@ from typing import Any
 from omegaconf import MISSING
 
 from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
-from model.read_release import is_read_release_dir
 from pipelines import storage
-from pipelines.evaluate.config import export_model_defaults
+from pipelines.evaluate.config import checkpoint_model_defaults  # noqa: F401 - the job reads it from here
 
 MODES = ("segment", "generate")
 PROTOCOLS = ("clean", "read")
 """clean: every request on its own | read: as READ's test script, the generate-mode requests of one image are
 left-padded with `<unk>` to the longest of them, and the padding is attended (READ passes no attention mask)."""
-
-
-def checkpoint_model_defaults(checkpoint: str) -> dict[str, Any]:
-    """model.* defaults a checkpoint brings: an export's training settings; for a READ / LISA / SESAME release
-    folder READ's numerics (so that it gives READ's points and masks); {} otherwise."""
-    if checkpoint and is_read_release_dir(checkpoint):
-        return {"numerics": "read"}
-    return export_model_defaults(checkpoint)
 
 
 @dataclass(kw_only=True)

@@ -159,3 +159,39 @@ def test_unknown_schema_version_is_refused(local_ray, tmp_path):
     write_eval_shard(tmp_path / "old" / "shard-0.tar", [raw])
     with pytest.raises(SystemExit, match="schema_version 0"):
         evaluate_job.main([f"data=[{tmp_path / 'old'}]", f"out={tmp_path / 'x'}"])
+
+
+@pytest.fixture(scope="module")
+def read_runs(runs, export_dir) -> dict[str, str]:
+    """The same data under READ's protocol, with 1 and 2 workers."""
+    one, two = f"{runs['root']}/read-one", f"{runs['root']}/read-two"
+    for out, workers in ((one, 1), (two, 2)):
+        evaluate_job.main([f"checkpoint={export_dir}", "model.preset=tiny", f"data=[{runs['data']}]", f"out={out}",
+                           f"num_workers={workers}", "max_new_tokens=4", "protocol=read"])
+    return {"one": one, "two": two}
+
+
+def test_read_protocol_rows_say_how_they_were_made(runs, read_runs):
+    _, clean = load(runs["one"])
+    summary_1, read_1 = load(read_runs["one"])
+    summary_2, read_2 = load(read_runs["two"])
+    pd.testing.assert_frame_equal(read_1.drop(columns=TIMING_COLUMNS), read_2.drop(columns=TIMING_COLUMNS))
+    pd.testing.assert_frame_equal(summary_1, summary_2)
+    assert set(clean["protocol"]) == {"clean"} and set(read_1["protocol"]) == {"read"}
+    assert set(summary_1["protocol"]) == {"read"} and summary_1["checkpoint_hash"].str.startswith("model.").all()
+    # ReasonSeg: READ scores text[0] only; the other datasets keep every query
+    reason_clean, reason_read = (q[q["dataset"] == "reasonseg"] for q in (clean, read_1))
+    assert len(reason_read) == reason_clean["sample_key"].nunique() < len(reason_clean)
+    assert len(read_1[read_1["dataset"] != "reasonseg"]) == len(clean[clean["dataset"] != "reasonseg"])
+    # the prompt column shows the difference: SESAME templates for RefCOCO, vicuna_v1 for generation
+    refer = read_1[read_1["dataset"] == "refcoco"]
+    assert refer["template_id"].str.startswith("read:short_question[").all()
+    assert refer["prompt"].str.contains("curious human").all()
+    gen = read_1[read_1["mode"] == "generate"]
+    assert len(gen) and gen["prompt"].str.contains("curious user").all()
+    assert not clean["prompt"].str.contains("curious user").any()
+    merged = clean.merge(read_1, on=["dataset", "sample_key", "query_id"], suffixes=("_clean", "_read"))
+    assert (merged["prompt_clean"] != merged["prompt_read"]).any()
+    with pytest.raises(ValueError, match="protocol"):
+        compare(runs["one"], read_runs["one"])
+    assert len(compare(runs["one"], read_runs["one"], allow_mixed_protocols=True))

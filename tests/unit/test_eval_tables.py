@@ -77,7 +77,7 @@ def test_committed_tables_of_an_older_layout_name_the_fix(tmp_path):
     part = next((tmp_path / "out" / "queries").rglob("*.parquet"))
     table = pq.read_table(part)
     pq.write_table(table.replace_schema_metadata({b"schema_version": b"1"}), part)
-    with pytest.raises(ValueError, match=r"queries table .*schema_version 1 is not the supported 2; .*re-run "
+    with pytest.raises(ValueError, match=r"queries table .*schema_version 1 is not the supported 3; .*re-run "
                                          r"jobs.evaluate into a new out="):
         tables.read_queries(str(tmp_path / "out" / "queries"))
 

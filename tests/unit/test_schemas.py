@@ -85,8 +85,10 @@ def test_result_tables_validate_and_name_columns():
     summary = pa.Table.from_pylist(
         [dict.fromkeys(SUMMARY_SCHEMA.names, None) | {"dataset": "refcoco", "n": 3, "giou": 0.5}]
     )
-    assert validate_summary(summary).schema.metadata[b"schema_version"] == str(SCHEMA_VERSION).encode()
-    assert QUERY_SCHEMA.metadata[b"schema_version"] == str(QUERY_TABLE_VERSION).encode() == b"2"  # gained `edit`
+    assert validate_summary(summary).schema.metadata[b"schema_version"] == b"2"  # gained protocol, checkpoint_hash
+    assert QUERY_SCHEMA.metadata[b"schema_version"] == str(QUERY_TABLE_VERSION).encode() == b"3"  # gained protocol
+    assert {"protocol", "prompt", "template_id"} <= set(QUERY_SCHEMA.names)
+    assert {"protocol", "checkpoint_hash"} <= set(SUMMARY_SCHEMA.names)
     with pytest.raises(ValueError, match=r"missing \['giou'\]"):
         validate_summary(summary.drop_columns(["giou"]))
     assert "pred_mask_rle" in QUERY_SCHEMA.names
