@@ -81,7 +81,7 @@ def teacher_forced(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory, ray_local):
+def generated(tmp_path_factory, local_ray):
     """{(precision, case): (row, trace)} for the generated cases: both queries of the image in one inputs file."""
     torch.set_num_threads(1)
     results = {}
@@ -91,22 +91,11 @@ def generated(tmp_path_factory, ray_local):
                              "prompt": CASES[case]["common"]["prompt"], "mode": "generate"}) for case in GEN_CASES]
         (out / "inputs.jsonl").write_text("\n".join(lines) + "\n")
         table = predict_job.main(job_args(precision, out / "run") + [
-            f"inputs={out / 'inputs.jsonl'}", "protocol=read", "ray_address=auto", "cpus_per_worker=1"])
+            f"inputs={out / 'inputs.jsonl'}", "protocol=read", "cpus_per_worker=1"])
         for row in table.to_pylist():
             assert row["error"] == "", row["error"]
             results[precision, row["request_id"]] = (row, dict(np.load(out / "run" / "traces" / f"{row['request_id']}.npz")))
     return results
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
-    yield
-    os.environ.pop("RAY_ADDRESS", None)
-    ray.shutdown()
 
 
 def check_common(row, trace, g, case):
