@@ -20,6 +20,7 @@ from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
 from model.construct import construction
 from model.projector import SegPromptProjector
 from model.read import READ
+from model.read_release import FORMAT_FILE, ReadReleaseTokenizer
 from model.sam import SamShape, build_sam
 
 EXPORT_FORMAT = "readseg-export"
@@ -85,7 +86,10 @@ def load_export(
     if runtime_cfg is not None:
         cfg = dataclasses.replace(runtime_cfg, preset=cfg.preset, **_NO_WEIGHT_PATHS)
     dtype = getattr(torch, cfg.dtype)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if (folder / FORMAT_FILE).is_file():  # READ's prompt format (a model trained from a READ release folder)
+        tokenizer = ReadReleaseTokenizer.from_export(folder)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
     shape = SamShape.from_dict(meta["sam_shape"])
     llava_cfg = LlavaConfig.from_dict(meta["llava_config"])
     with construction(device, dtype):

@@ -95,6 +95,9 @@ class READ(nn.Module):
         self.clip_image_size = int(vision.image_size)
         self.num_image_tokens = (vision.image_size // vision.patch_size) ** 2
         self.sam_image_size = int(sam.image_encoder.img_size)
+        self.image_row_is_placeholder = tokenizer is not None and self.image_token_id >= len(tokenizer)
+        """True when the image row is an extra row after the tokenizer's vocabulary (READ release folders: READ's
+        prompts carry an out-of-vocabulary placeholder id); its logit is then masked in the training loss."""
 
     # ------------------------------------------------------------------ public API
     def forward(
@@ -133,6 +136,9 @@ class READ(nn.Module):
                 )
         hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
         logits_CTV = self.llava.lm_head(hidden_CTD)
+        if self.image_row_is_placeholder:  # not a token of the vocabulary: keep it out of the softmax
+            logits_CTV = logits_CTV.index_fill(-1, torch.tensor([self.image_token_id], device=logits_CTV.device),
+                                               float("-inf"))
         seg = self._segment_from_hidden(
             hidden_CTD, input_ids, sam_images, resized_sizes, original_sizes, image_index
         )

@@ -41,6 +41,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 from typing import Any
 
 import torch
@@ -52,7 +53,7 @@ from model.construct import construction
 from model.convert import original_to_read_name
 from model.projector import SegPromptProjector
 from model.read import READ
-from model.read_prompt import IMAGE_TOKEN_INDEX, ReadPromptFormat
+from model.read_prompt import IMAGE_TOKEN, IMAGE_TOKEN_INDEX, ReadPromptFormat
 from model.sam import PATCH_SIZE, SAM_VIT_H, SamShape, build_sam
 
 __all__ = ["load_read_release", "infer_sam_shape", "read_release_state_dict", "expand_read_ids",
@@ -106,9 +107,44 @@ class ReadReleaseTokenizer(ReadPromptFormat):
     def bos_token_id(self) -> int:
         return self.bos_id
 
+    @property
+    def unk_token_id(self) -> int:
+        return self.unk_id
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        """Id of one token; `<image>` is the model's placeholder row (`image_token_id`)."""
+        return self.image_token_id if token == IMAGE_TOKEN else self.token_to_id(token)
+
     def decode(self, ids, *, skip_special_tokens: bool = True) -> str:  # noqa: D102 - drop the placeholder id
         return super().decode([int(i) for i in ids if int(i) != self.image_token_id],
                               skip_special_tokens=skip_special_tokens)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """Copy READ's tokenizer files into `folder` (an export), with the settings the loader needs in
+        `read_prompt_format.json` (`use_im_start_end`, `image_token_id`)."""
+        out = pathlib.Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in TOKENIZER_FILES:
+            if (self.folder / name).is_file():
+                shutil.copyfile(self.folder / name, out / name)
+        settings = {"use_im_start_end": self.use_im_start_end, "image_token_id": self.image_token_id,
+                    "model_max_length": self.model_max_length}
+        (out / FORMAT_FILE).write_text(json.dumps(settings, indent=1))
+
+    @classmethod
+    def from_export(cls, folder: str | os.PathLike) -> "ReadReleaseTokenizer":
+        """The tokenizer `save_pretrained` wrote into an export folder."""
+        settings = json.loads((pathlib.Path(folder) / FORMAT_FILE).read_text())
+        tokenizer = cls(folder, use_im_start_end=settings["use_im_start_end"],
+                        model_max_length=settings["model_max_length"])
+        tokenizer.image_token_id = int(settings["image_token_id"])
+        return tokenizer
+
+
+TOKENIZER_FILES = ("tokenizer.model", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json")
+"""READ's tokenizer files (what its release script saves beside the weights)."""
+FORMAT_FILE = "read_prompt_format.json"
+"""Written into exports of models with READ's prompt format: how to rebuild their tokenizer."""
 
 
 def expand_read_ids(ids: Any, image_token_id: int, num_image_tokens: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from model.read_prompt import IM_START_TOKEN, ReadPromptFormat, expand_image_tokens
 from pipelines.data.conversation import ASSISTANT, EOS, ROUND_SEP
 from pipelines.data.templates import IMAGE_TOKEN, SEG_TOKEN
 
@@ -65,6 +66,8 @@ def tokenize(
         ValueError: the tokenizer splits "[SEG]" (count of [SEG] ids != count in the text), or truncation would drop
             image tokens or [SEG] tokens.
     """
+    if isinstance(tokenizer, ReadPromptFormat):
+        return _tokenize_read(prompt, tokenizer, num_image_tokens, max_length=max_length)
     image_id = _single_token_id(tokenizer, IMAGE_TOKEN)
     seg_id = _single_token_id(tokenizer, SEG_TOKEN)
     eos_id = tokenizer.eos_token_id
@@ -90,6 +93,36 @@ def tokenize(
             f"prompt has {num_seg_text} {SEG_TOKEN} but its tokens hold {ids.count(seg_id)} [SEG] ids; the tokenizer "
             f"must keep {SEG_TOKEN} as one added token (prompt ends {prompt[-80:]!r})"
         )
+    return _truncate(ids, labels, seg_id=seg_id, image_id=image_id, max_length=max_length)
+
+
+def _tokenize_read(
+    prompt: str, tokenizer: ReadPromptFormat, num_image_tokens: int, *, max_length: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """READ's own tokenisation and labels (`model.read_prompt`, collate_fn_train's rules) for a model with READ's
+    prompt format, `<image>` wrapped in `<im_start>`/`<im_end>` when the checkpoint uses them, then each image
+    placeholder expanded to `num_image_tokens` copies of the model's image row (labels -100)."""
+    text = prompt
+    if tokenizer.use_im_start_end and IM_START_TOKEN not in text:
+        text = expand_image_tokens(text)
+    read_ids = tokenizer.encode(text)
+    read_labels = tokenizer.labels(text, read_ids)
+    image_id = int(tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
+    ids: list[int] = []
+    labels: list[int] = []
+    for token, label in zip(read_ids, read_labels):
+        if token == tokenizer.image_token_index:
+            ids += [image_id] * num_image_tokens
+            labels += [IGNORE_INDEX] * num_image_tokens
+        else:
+            ids.append(int(token))
+            labels.append(int(label))
+    return _truncate(ids, labels, seg_id=tokenizer.seg_token_id, image_id=image_id, max_length=max_length)
+
+
+def _truncate(ids: list[int], labels: list[int], *, seg_id: int, image_id: int, max_length: int | None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, labels) as tensors, cut to `max_length` unless that would drop an image token or a [SEG]."""
     if max_length is not None and len(ids) > max_length:
         cut = ids[max_length:]
         if seg_id in cut or image_id in cut:

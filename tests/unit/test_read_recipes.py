@@ -1,4 +1,5 @@
-"""configs/recipes/*.yaml (READ's training recipes) against the tables of docs/recipes.md.
+"""configs/recipes/*.yaml (READ's training recipes) against the README's table ("READ's recipes": hyper-parameters)
+and the tables of docs/recipes.md (mixtures, required keys).
 
 Each recipe is loaded with the job's config loader; every hyper-parameter, the mixture and the `required` keys must
 equal its row in the doc, so a YAML edit that the doc does not reflect (or the reverse) fails here.
@@ -17,6 +18,7 @@ from pipelines.train.config import TrainConfig
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "configs" / "recipes"
 DOC = ROOT / "docs" / "recipes.md"
+README = ROOT / "README.md"
 READ_IMAGES_PER_UPDATE = 20  # train_read.sh: BATCH_SIZE=2 x GRAD_ACCUMULATION_STEPS=10 on one GPU
 DUMMY_WEIGHTS = ["model.llava_path=/w/llava", "model.sam_checkpoint=/w/sam.pth", "model.read_checkpoint=/w/release",
                  "shards_root=/data/shards"]
@@ -26,18 +28,19 @@ HYPER_COLUMNS = ["recipe", "lr", "epochs", "steps_per_epoch", "max_steps", "warm
 MIX_COLUMNS = ["recipe", "sem_seg", "refer_seg", "correct_refer_seg", "vqa", "neg_refer_seg", "reason_seg"]
 
 
-def doc_table(heading: str) -> tuple[list[str], dict[str, dict[str, str]]]:
-    """(header cells, {recipe: {column: cell}}) of the first Markdown table after the `## heading` line."""
-    lines = DOC.read_text().splitlines()
+def doc_table(heading: str, *, doc: pathlib.Path = DOC, nth: int = 0) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """(header cells, {recipe: {column: cell}}) of the `nth` Markdown table after the `## heading` line of `doc`."""
+    lines = doc.read_text().splitlines()
     start = lines.index(f"## {heading}")
-    rows: list[list[str]] = []
+    tables: list[list[list[str]]] = [[]]
     for line in lines[start + 1:]:
         if line.startswith("## "):
             break
         if line.startswith("|"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-        elif rows:
-            break
+            tables[-1].append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif tables[-1]:
+            tables.append([])
+    rows = tables[nth] if nth < len(tables) else []
     assert len(rows) >= 3, f"docs/recipes.md, '## {heading}': no table"
     header, body = rows[0], rows[2:]
     assert all(set(cell) <= set("-: ") for cell in rows[1]), f"'## {heading}': second row is not a separator"
@@ -48,7 +51,8 @@ def doc_table(heading: str) -> tuple[list[str], dict[str, dict[str, str]]]:
     return header, table
 
 
-HYPER_HEADER, HYPER = doc_table("Hyper-parameters")
+HYPER_HEADER, HYPER = doc_table("READ's recipes", doc=README, nth=1)
+_, README_CHECKPOINTS = doc_table("READ's recipes", doc=README, nth=0)
 MIX_HEADER, MIX = doc_table("Training mixtures")
 _, WEIGHTS = doc_table("Recipes, READ's checkpoints and READ's reported numbers")
 NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
@@ -63,6 +67,10 @@ def test_the_doc_has_one_row_per_recipe_in_every_table():
     assert {"read7b_reasonseg_from_sesame", "read7b_referseg_from_sesame", "read7b_reasonseg_from_scratch",
             "read13b_reasonseg_from_scratch"} <= set(NAMES)
     assert sorted(HYPER) == NAMES and sorted(MIX) == NAMES and sorted(WEIGHTS) == NAMES
+    assert sorted(README_CHECKPOINTS) == NAMES
+    for name, row in README_CHECKPOINTS.items():  # the README names the same READ checkpoint as the doc
+        checkpoint = row["READ's checkpoint"].strip("`")
+        assert checkpoint.startswith("(") or checkpoint in WEIGHTS[name]["READ checkpoint"], name
 
 
 @pytest.mark.parametrize("name", NAMES)
