@@ -17,16 +17,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests demo/tests
 
 demo: setup
-	$(PY) -m jobs.demo --config configs/demo.yaml
+	$(PY) -m demo.jobs.demo --config demo/configs/demo.yaml
 
 demo-grounding: setup
-	$(PY) -m jobs.demo --config configs/demo_grounding.yaml
+	$(PY) -m demo.jobs.demo --config demo/configs/demo_grounding.yaml
 
 bench: setup
 	$(PY) -m bench.run_all
+	$(PY) -m demo.bench.decisions
 
 clean:
 	rm -rf runs

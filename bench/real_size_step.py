@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from bench.flops import CountingStream, gpu_kind_of, mfu, read_model_flops
 from bench.train import synthetic_shards
 from jobs._config import load_config
 from pipelines.data.config import StreamConfig
@@ -82,26 +83,32 @@ def measure(cfg: TrainConfig, *, device: torch.device, updates: int, loader_batc
     ds_config = cfg.to_deepspeed_dict()
     engine = create_engine(model, ds_config)
     initialised = time.perf_counter() - began
-    stream = iter(task.batches(cfg, rank=0, world_size=1, seed=cfg.seed))
-    seconds, losses = [], []
+    stream = CountingStream(iter(task.batches(cfg, rank=0, world_size=1, seed=cfg.seed)))
+    seconds, losses, flops = [], [], []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for step in range(1, updates + 1):
         _synchronize(device)
+        counted = len(stream.batches)
         began = time.perf_counter()
         row = optimizer_step(engine, stream, step=step, device=device, dtype=train_dtype(ds_config), task=task,
                              skipped_before=task.skipped_counts())
         _synchronize(device)
         seconds.append(time.perf_counter() - began)
         losses.append(row.loss)
-        print(f"[bench.real_size_step] update {step}: {seconds[-1]:.2f}s, loss {row.loss:.3f} "
-              f"(ce {row.ce_loss:.3f} bce {row.bce_loss:.3f} dice {row.dice_loss:.3f}), "
+        taken = stream.batches[counted:]
+        flops.append(read_model_flops(model, [n for lengths, _ in taken for n in lengths],
+                                      sum(i for _, i in taken))["total"])
+        terms = " ".join(f"{k.removesuffix('_loss')} {v:.3f}" for k, v in row.losses.items())
+        print(f"[bench.real_size_step] update {step}: {seconds[-1]:.2f}s, loss {row.loss:.3f} ({terms}), "
               f"peak {_peak_gib(device):.1f} GiB", flush=True)
     if not all(math.isfinite(x) for x in losses):
         raise RuntimeError(f"non-finite loss in {losses}")
     peak = _peak_gib(device)
     images = cfg.data.batch_size * cfg.gradient_accumulation_steps
     update_s = statistics.median(seconds[1:] or seconds)
+    update_flops = statistics.median(flops[1:] or flops)
+    kind = gpu_kind_of(torch.cuda.get_device_name(device)) if device.type == "cuda" else ""
     loader = iter(task.batches(cfg, rank=0, world_size=1, seed=cfg.seed + 1))
     next(loader)  # worker start-up and shuffle-buffer fill
     began, loaded = time.perf_counter(), 0
@@ -114,7 +121,8 @@ def measure(cfg: TrainConfig, *, device: torch.device, updates: int, loader_batc
         torch.cuda.empty_cache()
     return {"params_b": total / 1e9, "trainable_m": trainable / 1e6, "build_s": built, "init_s": initialised,
             "first_update_s": seconds[0], "update_s": update_s, "images_per_s": images / update_s,
-            "peak_gib": peak, "loader_images_per_s": loader_rate}
+            "peak_gib": peak, "loader_images_per_s": loader_rate, "update_tflop": update_flops / 1e12,
+            "mfu": mfu(update_flops, update_s, gpu_kind=kind) if kind else float("nan")}
 
 
 def run(quick: bool, overrides: list[str] | None = None) -> list[dict]:
@@ -129,13 +137,16 @@ def run(quick: bool, overrides: list[str] | None = None) -> list[dict]:
     print(f"[bench.real_size_step] {label}: {figures['params_b']:.2f}B params, {figures['trainable_m']:.1f}M "
           f"trainable; build {figures['build_s']:.0f}s, DeepSpeed init {figures['init_s']:.0f}s; update "
           f"{figures['update_s']:.2f}s (first {figures['first_update_s']:.1f}s) = {figures['images_per_s']:.2f} "
-          f"images/s; peak {figures['peak_gib']:.1f} GiB; loader {figures['loader_images_per_s']:.1f} images/s "
+          f"images/s, {figures['update_tflop']:.0f} TFLOP per update (bench/flops.py), MFU {100 * figures['mfu']:.1f}%; "
+          f"peak {figures['peak_gib']:.1f} GiB; loader {figures['loader_images_per_s']:.1f} images/s "
           f"({cfg.data.num_workers} workers), loader/GPU = {ratio:.1f} (goal >= 2)", flush=True)
     return [
         {"bench": "real_size_step", "metric": f"update seconds ({label})", "value": figures["update_s"], "unit": "s",
          "goal": ""},
         {"bench": "real_size_step", "metric": f"train images/s per GPU ({label})", "value": figures["images_per_s"],
          "unit": "images/s", "goal": ""},
+        {"bench": "real_size_step", "metric": f"MFU ({label}, bench/flops.py)", "value": 100 * figures["mfu"],
+         "unit": "%", "goal": ">= 35"},
         {"bench": "real_size_step", "metric": f"peak GPU memory ({label})", "value": figures["peak_gib"],
          "unit": "GiB", "goal": "fits one 80 GiB GPU"},
         {"bench": "real_size_step", "metric": "loader / GPU train images/s", "value": ratio, "unit": "x",

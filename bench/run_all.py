@@ -11,7 +11,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ("sasp", "decisions", "preprocess", "augment", "train", "evaluate", "real_size_step")
+BENCHES = ("sasp", "preprocess", "augment", "train", "evaluate", "real_size_step")
 
 
 def _table(rows: list[dict]) -> str:

@@ -7,7 +7,7 @@
     in-code tokenizer's ids fit in the 32064-row vocabulary). Use device="meta" to count parameters for free.
   * `llava_path`: LLaVA (+ tokenizer) from a Hugging Face folder; `[SEG]` is added and embeddings grown if needed.
   * `sam_checkpoint`: SAM weights from a segment-anything `.pth`.
-  * `vision_checkpoint`: vision-tower weights (`.safetensors`), e.g. the tiny tower pretrained by jobs.pretrain_vision.
+  * `vision_checkpoint`: vision-tower weights (`.safetensors`), e.g. the tiny tower demo.jobs.pretrain_vision writes.
   * `read_checkpoint`: our export folder (then everything comes from it); a READ / LISA / SESAME release folder as
     published (`model.read_release`: architecture, tokenizer and weights from the folder, CLIP from `clip_path` or
     its `mm_vision_tower`, no preset); or a released checkpoint file in the original naming, loaded on top of the
@@ -112,7 +112,7 @@ def load_vision_checkpoint(tower: torch.nn.Module, path: str) -> None:
     """Load a vision-tower state dict (`.safetensors`, keys as in `tower.state_dict()`) into `tower`."""
     if not pathlib.Path(path).is_file():
         raise ValueError(f"model.vision_checkpoint={path!r} does not exist; pass the vision_tower.safetensors that "
-                         "jobs.pretrain_vision wrote, or leave it empty")
+                         "demo.jobs.pretrain_vision wrote, or leave it empty")
     _load_exactly(tower, load_file(path, device="cpu"), key="model.vision_checkpoint", path=path, what="vision tower")
 
 

@@ -29,7 +29,8 @@ class ReadModelConfig:
     """segment-anything state dict (.pth, e.g. sam_vit_h_4b8939.pth). Empty: random init."""
     vision_checkpoint: str = ""
     """Vision-tower weights (.safetensors, the tower's own state dict) loaded over the built tower, e.g. the
-    `vision_tower.safetensors` that jobs.pretrain_vision writes for the tiny preset. Empty: keep the tower as built."""
+    `vision_tower.safetensors` that demo.jobs.pretrain_vision writes for the tiny preset. Empty: keep the tower as
+    built."""
     read_checkpoint: str = ""
     """Released LISA/SESAME/READ checkpoint in the original LLaVA naming (file or folder), or our export folder."""
     clip_path: str = ""
@@ -83,7 +84,7 @@ class ReadModelConfig:
     llm_init_std: float = 0.0
     """Random-init builds only: standard deviation of the LLM decoder layers' linear weights (0: Hugging Face's
     initializer_range, 0.02, which suits 4096-wide models). 0.05 for the 128-wide tiny LLM shortens its plateau on
-    yes/no presence questions in most seeds, but not READ's loop (measured: configs/demo_grounding.md, "Why See
+    yes/no presence questions in most seeds, but not READ's loop (measured: docs/demo_grounding.md, "Why See
     stays at 50")."""
     projector_init_gain: float = 1.0
     """Random-init builds only: the [SEG] projector's last layer is initialised this many times larger than

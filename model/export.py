@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import shutil
 
@@ -37,7 +36,8 @@ def is_export_dir(path: str) -> bool:
 
 
 def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> None:
-    """Write `model` (LoRA merged), `tokenizer` and `cfg` to `out_dir` (replaced atomically if it exists)."""
+    """Write `model` (LoRA merged), `tokenizer` and `cfg` into `out_dir` (an existing folder is replaced). Not atomic
+    by itself: jobs write exports through `pipelines.storage.atomic_folder` (`pipelines.train.export`)."""
     state = model.state_dict()
     lora = [k for k in state if "lora_" in k or ".base_layer." in k]
     if lora:
@@ -46,11 +46,11 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
             "pipelines.train.freeze.merge_lora(model) before exporting"
         )
     out = pathlib.Path(out_dir)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     meta = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -60,15 +60,8 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
         "seg_token_id": model.seg_token_id,
         "image_token_id": model.image_token_id,
     }
-    (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-    tokenizer.save_pretrained(str(tmp))
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
+    (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    tokenizer.save_pretrained(str(out))
 
 
 def load_export(

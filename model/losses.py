@@ -1,7 +1,6 @@
-"""READ losses: next-token CE over assistant tokens, and per-mask BCE and Dice normalised by the mask count; plus
-`pointing_ce`, which is not READ's: the tiny preset's LLaVA warm start (pipelines/language) trains the [SEG] map with it.
+"""READ losses: next-token CE over assistant tokens, and per-mask BCE and Dice normalised by the mask count.
 
-Legend: C conversations, T tokens, V vocabulary, N masks, H x W original image size, P image tokens.
+Legend: C conversations, T tokens, V vocabulary, N masks, H x W original image size.
 """
 
 from __future__ import annotations
@@ -66,14 +65,3 @@ def mask_losses(
     dice = sum(mask_dice_sum(p, t) for p, t in zip(mask_logits, gt_masks) if t.shape[0])
     return bce / num_masks, dice / num_masks
 
-
-def pointing_ce(similarity_NP: torch.Tensor, target_NP: torch.Tensor, *, scale: float) -> torch.Tensor:
-    """Listwise CE of a [SEG] similarity map against its object's patches: -log sum_{p in target} softmax(sim/scale)_p.
-
-    similarity_NP (N, P) float; target_NP (N, P) bool with at least one True per row. Mean over N, float32, 0-dim.
-    It is low when the object's patches take the map's mass, whatever the map's values elsewhere.
-    """
-    if not bool(target_NP.any(1).all()):
-        raise ValueError("pointing_ce: every map needs at least one target patch")
-    logp_NP = torch.log_softmax(similarity_NP.float() / scale, dim=1)
-    return -torch.logsumexp(logp_NP.masked_fill(~target_NP, float("-inf")), dim=1).mean()

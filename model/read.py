@@ -35,12 +35,17 @@ class SegmentOutput:
 
 @dataclass
 class ReadOutput(SegmentOutput):
-    """Training output: `loss = ce_w*CE + bce_w*BCE + dice_w*Dice`; the three terms are reported unweighted."""
+    """Training output: `losses` holds every objective unweighted under a name ending in "_loss" ("ce_loss",
+    "bce_loss", "dice_loss"); `loss` = sum over them of `cfg.<name>_weight` x term (`READ.weighted_loss`)."""
 
     loss: torch.Tensor
-    ce_loss: torch.Tensor
-    bce_loss: torch.Tensor
-    dice_loss: torch.Tensor
+    losses: dict[str, torch.Tensor]
+
+    def __getattr__(self, name: str) -> torch.Tensor:  # out.ce_loss == out.losses["ce_loss"]
+        losses = self.__dict__.get("losses", {})
+        if name in losses:
+            return losses[name]
+        raise AttributeError(name)
 
 
 @dataclass
@@ -134,7 +139,8 @@ class READ(nn.Module):
                     f"conversation {c} (image {int(image_index[c])}) has {n_seg} [SEG] tokens but {masks.shape[0]} "
                     "masks; every [SEG] needs exactly one mask (fix the sample's answer or its masks)"
                 )
-        hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
+        hidden_CTD = self.hidden_states(clip_images=clip_images, image_index=image_index, input_ids=input_ids,
+                                        attention_mask=attention_mask)
         logits_CTV = self.llava.lm_head(hidden_CTD)
         if self.image_row_is_placeholder:  # not a token of the vocabulary: keep it out of the softmax
             logits_CTV = logits_CTV.index_fill(-1, torch.tensor([self.image_token_id], device=logits_CTV.device),
@@ -145,11 +151,23 @@ class READ(nn.Module):
         ce = next_token_ce(logits_CTV, labels)
         bce, dice = mask_losses(seg.mask_logits, [m.to(hidden_CTD.device) for m in gt_masks])
         bce, dice = bce.to(ce.device), dice.to(ce.device)
-        loss = self.cfg.ce_weight * ce + self.cfg.bce_weight * bce + self.cfg.dice_weight * dice
+        losses = {"ce_loss": ce, "bce_loss": bce, "dice_loss": dice}
         return ReadOutput(
-            loss=loss, ce_loss=ce, bce_loss=bce, dice_loss=dice, mask_logits=seg.mask_logits,
+            loss=self.weighted_loss(losses), losses=losses, mask_logits=seg.mask_logits,
             similarity=seg.similarity, points=seg.points, point_labels=seg.point_labels,
         )
+
+    def weighted_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum of `cfg.<name>_weight` x `losses[<name>_loss]`: a new objective is one term in `forward` and one
+        `<name>_weight` field of ReadModelConfig (docs/extending.md)."""
+        total = None
+        for key, value in losses.items():
+            weight = getattr(self.cfg, key.removesuffix("_loss") + "_weight", None)
+            if weight is None:
+                raise ValueError(f"READ: loss term {key!r} has no weight: add `{key.removesuffix('_loss')}_weight` "
+                                 "to ReadModelConfig")
+            total = weight * value if total is None else total + weight * value
+        return total
 
     @torch.no_grad()
     def segment(
@@ -164,33 +182,69 @@ class READ(nn.Module):
         attention_mask: torch.Tensor,
     ) -> SegmentOutput:
         """Teacher-forced inference: masks for the [SEG] tokens already present in `input_ids` (shapes as `forward`)."""
-        hidden_CTD = self._language_hidden(clip_images, image_index, input_ids, attention_mask)
+        hidden_CTD = self.hidden_states(clip_images=clip_images, image_index=image_index, input_ids=input_ids,
+                                        attention_mask=attention_mask)
         return self._segment_from_hidden(hidden_CTD, input_ids, sam_images, resized_sizes, original_sizes, image_index)
 
-    def similarity_maps(self, **inputs: torch.Tensor) -> torch.Tensor:
-        """The [SEG] similarity maps alone (no SAM), with gradients: (N, P) float32, [SEG]s in batch order.
-
-        `inputs` are `language_states`' keyword arguments. This is the map SasP turns into points; a LLaVA whose map
-        already points at the queried object (as LLaVA-1.5's does for READ) is what `pipelines.language` pretrains
-        the tiny preset towards.
-        """
-        return self.similarity_from_states(self.language_states(**inputs), inputs["input_ids"])
-
-    def language_states(
+    def hidden_states(
         self,
         *,
         clip_images: torch.Tensor,
         image_index: torch.Tensor,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Last-layer (post-norm) LLM hidden states with gradients, shapes as `forward`: (C, T, D). `llava.lm_head`
-        of them gives the answer logits, `similarity_from_states` the [SEG] maps (one LLM pass for both)."""
-        return self._language_hidden(clip_images, image_index, input_ids, attention_mask)
+        """Last-layer (post-norm) LLM hidden states, with gradients when enabled: (C, T, D), shapes as `forward`
+        (`attention_mask` None: attend everywhere). The one LLM pass `forward`, `segment` and `generate` share:
+        `llava.lm_head` of it gives the next-token logits, `seg_similarity` the [SEG] maps."""
+        inputs_CTD = self.embed_inputs(clip_images=clip_images, image_index=image_index, input_ids=input_ids)
+        out = self.llava.model.language_model(inputs_embeds=inputs_CTD, attention_mask=attention_mask, use_cache=False)
+        return out.last_hidden_state
 
-    def similarity_from_states(self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        """The [SEG] similarity maps of `language_states`' output: (N, P) float32, [SEG]s in batch order."""
-        return self._seg_similarity(hidden_CTD, input_ids)[2].float()
+    def embed_inputs(
+        self, *, clip_images: torch.Tensor, image_index: torch.Tensor, input_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """The LLM's input embeddings: token embeddings with each conversation's P `<image>` tokens replaced by its
+        image's CLIP features (through the LLaVA projector): (C, T, D). What `hidden_states` and the KV-cached
+        decoding feed the LLM; raises ValueError when a conversation does not hold exactly P `<image>` tokens."""
+        tower = self.llava.model.vision_tower
+        feats = self.llava.model.get_image_features(pixel_values=clip_images.to(tower.dtype)).pooler_output
+        feats_IPD = torch.stack(list(feats), 0)
+        embeds_CTD = self.llava.model.language_model.get_input_embeddings()(input_ids)
+        is_image_CT = input_ids == self.image_token_id
+        counts = is_image_CT.sum(1).tolist()
+        for c, n in enumerate(counts):
+            if n != self.num_image_tokens:
+                raise ValueError(
+                    f"conversation {c} has {n} <image> tokens but the model expects {self.num_image_tokens} "
+                    f"({self.clip_image_size}px CLIP crop): expand <image> with the model's num_image_tokens"
+                )
+        feats_CPD = feats_IPD[image_index.to(feats_IPD.device)].to(embeds_CTD.dtype)
+        return embeds_CTD.masked_scatter(is_image_CT[..., None], feats_CPD)
+
+    def seg_similarity(
+        self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The [SEG] states of `hidden_states`' output and their maps (SasP step 1), [SEG]s in batch order:
+        conversation of each (N,), [SEG] hidden (N, D), similarity (N, P) (float32, or the model dtype under
+        `numerics=read`).
+
+        The [SEG] state is the token's own or the one before it (`cfg.seg_hidden_position`); the map is its dot
+        product with each of the conversation's P image-token states: in float32 (exact numerics, differentiable),
+        or as READ computes it (read numerics: element-wise products summed in the model dtype). `input_ids` may be
+        one token longer than the states (`generate`: a final [SEG] that was never fed).
+        """
+        C, T, D = hidden_CTD.shape
+        conv_N, pos_N = (input_ids == self.seg_token_id).nonzero(as_tuple=True)
+        if self.cfg.seg_hidden_position == "before":
+            pos_N = pos_N - 1
+        seg_hidden_ND = hidden_CTD[conv_N, pos_N]
+        image_hidden_CPD = hidden_CTD[input_ids[:, :T] == self.image_token_id].view(C, self.num_image_tokens, D)
+        if self.cfg.numerics == "read":
+            similarity_NP = (image_hidden_CPD[conv_N] * seg_hidden_ND[:, None]).sum(-1)
+        else:
+            similarity_NP = torch.einsum("nd,npd->np", seg_hidden_ND.float(), image_hidden_CPD[conv_N].float())
+        return conv_N, seg_hidden_ND, similarity_NP
 
     @torch.no_grad()
     def generate(
@@ -243,7 +297,7 @@ class READ(nn.Module):
         lm = self.llava.model.language_model
         embed = lm.get_input_embeddings()
         image_index = torch.zeros(1, dtype=torch.long, device=input_ids.device)
-        inputs_1TD = self._input_embeddings(clip_image[None], image_index, input_ids)
+        inputs_1TD = self.embed_inputs(clip_images=clip_image[None], image_index=image_index, input_ids=input_ids)
         cache = DynamicCache(config=lm.config)
         hiddens = [lm(inputs_embeds=inputs_1TD, past_key_values=cache, use_cache=True).last_hidden_state[0]]
         generated: list[int] = []
@@ -269,7 +323,7 @@ class READ(nn.Module):
         ids_1T = input_ids
         generated: list[int] = []
         ended = False
-        hidden_1TD = self._language_hidden(clip_1, image_index, ids_1T, None)
+        hidden_1TD = self.hidden_states(clip_images=clip_1, image_index=image_index, input_ids=ids_1T)
         for _ in range(max_new_tokens):
             next_id = self._next_token(hidden_1TD[0, -1])
             if next_id == self.tokenizer.eos_token_id:
@@ -278,51 +332,10 @@ class READ(nn.Module):
             generated.append(next_id)
             ids_1T = torch.cat([ids_1T, ids_1T.new_tensor([[next_id]])], 1)
             if len(generated) < max_new_tokens:
-                hidden_1TD = self._language_hidden(clip_1, image_index, ids_1T, None)
+                hidden_1TD = self.hidden_states(clip_images=clip_1, image_index=image_index, input_ids=ids_1T)
         if generated and generated[-1] == self.seg_token_id and self.cfg.seg_hidden_position == "token":
-            hidden_1TD = self._language_hidden(clip_1, image_index, ids_1T, None)
+            hidden_1TD = self.hidden_states(clip_images=clip_1, image_index=image_index, input_ids=ids_1T)
         return generated, ended, hidden_1TD
-
-    @torch.no_grad()
-    def greedy_token_ids(
-        self,
-        *,
-        clip_images: torch.Tensor,
-        image_index: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        max_new_tokens: int,
-        stop_ids: tuple[int, ...] = (),
-    ) -> torch.Tensor:
-        """Greedy text only, for a left-padded batch of prompts, with a KV cache: (C, G) generated ids, G <=
-        `max_new_tokens`; a row stops after `</s>` or one of `stop_ids` and is padded with `</s>` from there. The
-        `<image>` placeholder is never generated, as in `generate`.
-
-        Args:
-            clip_images: (I, 3, c, c). image_index: (C,) image of each prompt. input_ids, attention_mask: (C, T)
-                prompts with `<image>` expanded, left-padded (mask 0 on the padding).
-        """
-        lm = self.llava.model.language_model
-        eos = self.tokenizer.eos_token_id
-        stops = torch.tensor([eos, *stop_ids], device=input_ids.device)
-        cache = DynamicCache(config=lm.config)
-        inputs_CTD = self._input_embeddings(clip_images, image_index, input_ids)
-        hidden_CD = lm(inputs_embeds=inputs_CTD, attention_mask=attention_mask, past_key_values=cache,
-                       use_cache=True).last_hidden_state[:, -1]
-        done_C = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        generated = []
-        for _ in range(max_new_tokens):
-            logits_CV = self.llava.lm_head(hidden_CD)
-            logits_CV[:, self.image_token_id] = float("-inf")
-            next_C = logits_CV.argmax(-1).masked_fill(done_C, eos)
-            generated.append(next_C)
-            done_C |= torch.isin(next_C, stops)
-            if bool(done_C.all()) or len(generated) == max_new_tokens:
-                break
-            attention_mask = torch.cat([attention_mask, torch.ones_like(attention_mask[:, :1])], 1)
-            hidden_CD = lm(inputs_embeds=lm.get_input_embeddings()(next_C[:, None]), attention_mask=attention_mask,
-                           past_key_values=cache, use_cache=True).last_hidden_state[:, -1]
-        return torch.stack(generated, 1)
 
     def enable_gradient_checkpointing(self) -> None:
         """Activation checkpointing on the LLM decoder layers (non-reentrant, works with frozen embeddings)."""
@@ -331,37 +344,6 @@ class READ(nn.Module):
         )
 
     # ------------------------------------------------------------------ steps
-    def _input_embeddings(
-        self, clip_images: torch.Tensor, image_index: torch.Tensor, input_ids: torch.Tensor
-    ) -> torch.Tensor:
-        """Token embeddings with each conversation's P image tokens replaced by its image's CLIP features: (C, T, D)."""
-        tower = self.llava.model.vision_tower
-        feats = self.llava.model.get_image_features(pixel_values=clip_images.to(tower.dtype)).pooler_output
-        feats_IPD = torch.stack(list(feats), 0)
-        embeds_CTD = self.llava.model.language_model.get_input_embeddings()(input_ids)
-        is_image_CT = input_ids == self.image_token_id
-        counts = is_image_CT.sum(1).tolist()
-        for c, n in enumerate(counts):
-            if n != self.num_image_tokens:
-                raise ValueError(
-                    f"conversation {c} has {n} <image> tokens but the model expects {self.num_image_tokens} "
-                    f"({self.clip_image_size}px CLIP crop): expand <image> with the model's num_image_tokens"
-                )
-        feats_CPD = feats_IPD[image_index.to(feats_IPD.device)].to(embeds_CTD.dtype)
-        return embeds_CTD.masked_scatter(is_image_CT[..., None], feats_CPD)
-
-    def _language_hidden(
-        self,
-        clip_images: torch.Tensor,
-        image_index: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Last-layer (post-norm) LLM hidden states: (C, T, D)."""
-        inputs_CTD = self._input_embeddings(clip_images, image_index, input_ids)
-        out = self.llava.model.language_model(inputs_embeds=inputs_CTD, attention_mask=attention_mask, use_cache=False)
-        return out.last_hidden_state
-
     def _segment_from_hidden(
         self,
         hidden_CTD: torch.Tensor,
@@ -373,7 +355,7 @@ class READ(nn.Module):
     ) -> SegmentOutput:
         """[SEG] hidden -> projector + similarity -> SasP -> SAM, per conversation."""
         C = hidden_CTD.shape[0]
-        conv_N, seg_hidden_ND, similarity_NP = self._seg_similarity(hidden_CTD, input_ids)
+        conv_N, seg_hidden_ND, similarity_NP = self.seg_similarity(hidden_CTD, input_ids)
         image_N = image_index.to(conv_N.device)[conv_N].tolist()
         sizes_N = [tuple(original_sizes[i]) for i in image_N]
         to_points = read_similarity_to_points if self.cfg.numerics == "read" else similarity_to_points
@@ -398,27 +380,6 @@ class READ(nn.Module):
             out.point_labels.append(labels_NK[sl])
             start += n
         return out
-
-    def _seg_similarity(
-        self, hidden_CTD: torch.Tensor, input_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The [SEG] states and their maps: conversation of each (N,), [SEG] hidden (N, D), similarity (N, P).
-
-        The [SEG] state is the token's own or the one before it (`cfg.seg_hidden_position`); the map is its dot
-        product with each of the conversation's P image-token states (SasP step 1): in float32 (exact numerics,
-        differentiable), or as READ computes it (read numerics: element-wise products summed in the model dtype).
-        """
-        C, T, D = hidden_CTD.shape  # input_ids may be one longer (generate: a final [SEG] that was never fed)
-        conv_N, pos_N = (input_ids == self.seg_token_id).nonzero(as_tuple=True)
-        if self.cfg.seg_hidden_position == "before":
-            pos_N = pos_N - 1
-        seg_hidden_ND = hidden_CTD[conv_N, pos_N]
-        image_hidden_CPD = hidden_CTD[input_ids[:, :T] == self.image_token_id].view(C, self.num_image_tokens, D)
-        if self.cfg.numerics == "read":
-            similarity_NP = (image_hidden_CPD[conv_N] * seg_hidden_ND[:, None]).sum(-1)
-        else:
-            similarity_NP = torch.einsum("nd,npd->np", seg_hidden_ND.float(), image_hidden_CPD[conv_N].float())
-        return conv_N, seg_hidden_ND, similarity_NP
 
     def _decode(
         self,

@@ -25,9 +25,9 @@ Image placeholder: READ's vocabulary has no `<image>` token (its prompts carry t
 `prepare_inputs_labels_for_multimodal` replaces by the 576 projected CLIP features). Our `READ` class finds image
 positions by an in-vocabulary id and embeds `input_ids` before splicing, so the loader appends ONE extra row to the
 vocabulary: `image_token_id = rows of embed_tokens` (32003 for READ). Its embedding row and its `lm_head` row are
-zero; the embedding is always overwritten by image features and `READ.generate` / `greedy_token_ids` mask its logit
-to -inf. Callers expand READ's ids by replacing each -200 with `num_image_tokens` copies of `image_token_id`
-(`expand_read_ids`). Caveat: `READ.forward`'s cross-entropy still sees the extra (zero-weight, logit 0) class in its
+zero; the embedding is always overwritten by image features and `READ.generate` masks its logit to -inf. Callers
+expand READ's ids by replacing each -200 with `num_image_tokens` copies of `image_token_id` (`expand_read_ids`).
+Caveat: `READ.forward`'s cross-entropy still sees the extra (zero-weight, logit 0) class in its
 softmax normaliser, so training CE differs slightly from READ's 32003-way CE until `READ.forward` masks
 `logits[..., image_token_id]` as generation does.
 

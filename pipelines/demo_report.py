@@ -55,8 +55,9 @@ def _with_all_row(rows: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
 
 def with_summary_columns(table: pd.DataFrame, *, run_id: str, checkpoint: str) -> pd.DataFrame:
     """A `per_query_type` table with schemas.results.SUMMARY_SCHEMA's columns in their order, plus `query_type`."""
-    out = table.assign(run_id=run_id, checkpoint=checkpoint, subset="all")
-    return out[[*SUMMARY_SCHEMA.names[:5], "query_type", *SUMMARY_SCHEMA.names[5:]]]
+    out = table.assign(run_id=run_id, checkpoint=checkpoint, checkpoint_hash="", protocol="clean", subset="all")
+    keys = SUMMARY_SCHEMA.names.index("subset") + 1
+    return out[[*SUMMARY_SCHEMA.names[:keys], "query_type", *SUMMARY_SCHEMA.names[keys:]]]
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], metrics: tuple[str, ...] = ("ciou", "giou", "see")) -> pd.DataFrame:

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from pipelines import storage
-from pipelines.evaluate.metrics import decode_rle
+from pipelines.evaluate.metrics import SUMMARY_METRICS, decode_rle
 from pipelines.evaluate.tables import read_queries, read_summary
 
 KEYS = ["dataset", "split", "subset"]
-METRICS = ["n", "giou", "ciou", "see", "segment", "say_mentions_gt", "say_similarity", "num_errors"]
+METRICS = list(SUMMARY_METRICS)
 
 
 def load(out: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -71,6 +71,32 @@ def atomic_open(uri: str) -> Iterator[io.BufferedWriter]:
         raise
 
 
+@contextmanager
+def atomic_folder(uri: str) -> Iterator[str]:
+    """The one way a folder output appears complete: yields a temporary sibling folder URI (same file system) to
+    fill; on clean exit it replaces `uri` (an existing `uri` is moved aside first, then removed); on an exception
+    the temporary folder is removed and `uri` is untouched."""
+    fs, path = filesystem(uri)
+    path = path.rstrip("/")
+    parent, name = (path.rsplit("/", 1) if "/" in path else ("", path))
+    protocol = uri.split("://", 1)[0] + "://" if "://" in uri else ""
+    tmp = f"{parent}/.tmp-{name}-{uuid.uuid4().hex}" if parent else f".tmp-{name}-{uuid.uuid4().hex}"
+    fs.makedirs(tmp, exist_ok=True)
+    try:
+        yield f"{protocol}{tmp}" if protocol and not tmp.startswith(protocol) else tmp
+        if fs.exists(path):
+            old = f"{parent}/.old-{name}-{uuid.uuid4().hex}" if parent else f".old-{name}-{uuid.uuid4().hex}"
+            fs.mv(path, old, recursive=True)
+            fs.mv(tmp, path, recursive=True)
+            fs.rm(old, recursive=True)
+        else:
+            fs.mv(tmp, path, recursive=True)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp, recursive=True)
+        raise
+
+
 def atomic_write_bytes(uri: str, data: bytes) -> None:
     with atomic_open(uri) as f:
         f.write(data)

@@ -47,3 +47,21 @@ def check_version(schema: pa.Schema, *, expected: pa.Schema, name: str,
     version, supported = schema_version(schema), schema_version(expected)
     if version != supported:
         raise ValueError(f"{name}: schema_version {version} is not the supported {supported}; {fix}")
+
+
+def empty_row(schema: pa.Schema) -> dict[str, object]:
+    """One row of `schema` with every column at its empty value: "" for strings, False, 0, 0.0, [] for lists."""
+    def empty(t: pa.DataType) -> object:
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return ""
+        if pa.types.is_boolean(t):
+            return False
+        if pa.types.is_integer(t):
+            return 0
+        if pa.types.is_floating(t):
+            return 0.0
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return []
+        raise ValueError(f"empty_row: no empty value for type {t}")
+
+    return {field.name: empty(field.type) for field in schema}

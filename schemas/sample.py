@@ -201,6 +201,16 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def check_sample_version(meta: dict[str, Any], where: str) -> None:
+    """Raise ValueError (prefixed with `where`) when a sample's metadata was written under another SCHEMA_VERSION."""
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(
+            f"{where}: schema_version {version!r} is not the supported {SCHEMA_VERSION}; re-run jobs.preprocess "
+            "with this code version to rewrite the shards"
+        )
+
+
 def decode(raw: dict[str, Any]) -> ShardSample:
     """The dict WebDataset yields for one sample -> ShardSample. Raises ValueError naming the key and URL."""
     key = raw.get("__key__", "?")
@@ -212,12 +222,7 @@ def decode(raw: dict[str, Any]) -> ShardSample:
         meta = json.loads(raw[META_KEY])
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{where}: metadata JSON is unreadable: {err}") from err
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(
-            f"{where}: schema_version {version!r} is not the supported {SCHEMA_VERSION}; re-run jobs.preprocess "
-            "with this code version to rewrite the shards"
-        )
+    check_sample_version(meta, where)
     masks: dict[str, np.ndarray] = {}
     if MASKS_KEY in raw:
         with np.load(io.BytesIO(raw[MASKS_KEY]), allow_pickle=False) as npz:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import webdataset as wds
-
 from pipelines import storage
+from pipelines.shards.read import raw_samples
 from schemas.arrow import check_version
 from schemas.sample import META_KEY, ShardSample, decode
 from schemas.tables import MANIFEST_SCHEMA
@@ -27,7 +26,7 @@ def iter_metadata(urls: list[str]) -> Iterator[dict]:
     """Each sample's metadata JSON (schemas.sample `_meta_of` layout) without decoding images or masks."""
     if not urls:
         return
-    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+    for raw in raw_samples(urls):
         yield json.loads(raw[META_KEY])
 
 
@@ -35,5 +34,5 @@ def iter_samples(urls: list[str]) -> Iterator[ShardSample]:
     """Decoded samples of `urls`, shard by shard, in tar order (one sample in memory at a time)."""
     if not urls:
         return
-    for raw in wds.WebDataset(urls, shardshuffle=False, empty_check=False):
+    for raw in raw_samples(urls):
         yield decode(raw)

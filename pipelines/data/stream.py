@@ -29,11 +29,11 @@ import fsspec
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from pipelines.data.collate import Example, collate
 from pipelines.data.config import DataConfig
 from pipelines.data.transform import ModelInputSpec, SampleTransform
+from pipelines.shards.read import raw_samples
 from schemas.batch import TrainBatch
 from schemas.sample import decode
 
@@ -102,27 +102,14 @@ def read_shard(url: str, stats: LoaderStats) -> Iterator[dict[str, Any]]:
     An unreadable or truncated shard is logged with its URL, counted in `stats.skipped_shards`, and the rest of it
     skipped (samples already read stay; an incomplete last sample then fails to decode and is counted as a bad sample).
     """
-    failure: list[BaseException] = []
 
-    def stop_shard(exn: BaseException) -> bool:  # webdataset handler: False = stop reading this shard
-        failure.append(exn)
-        return False
-
-    try:
-        stream = fsspec.open(url, "rb").open()
-    except OSError as err:
-        stop_shard(err)
-    else:
-        try:
-            files = tar_file_expander([{"url": url, "stream": stream}], handler=stop_shard)
-            yield from group_by_keys(files, handler=stop_shard)
-        finally:
-            stream.close()
-    stats.shards_read += 1
-    if failure:
+    def skip(url: str, err: BaseException) -> None:
         stats.skipped_shards += 1
         log.warning("shard %s: unreadable or truncated (%s: %s); skipped the rest of it (%d shards skipped so far)",
-                    url, type(failure[0]).__name__, failure[0], stats.skipped_shards)
+                    url, type(err).__name__, err, stats.skipped_shards)
+
+    yield from raw_samples(url, on_error=skip)
+    stats.shards_read += 1
 
 
 def _shard_order(urls: list[str], rng: random.Random, resampled: bool) -> Iterator[str]:

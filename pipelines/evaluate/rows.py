@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from pipelines.evaluate import metrics
+from schemas.arrow import empty_row
+from schemas.results import QUERY_SCHEMA
 from schemas.sample import Query, ShardSample
 
 
@@ -109,42 +111,12 @@ def query_row(
 
 def error_row(*, run: RunInfo, shard: str, sample_key: str, dataset: str, split: str, error: str,
               protocol: str = "") -> dict[str, Any]:
-    """The row recording a sample that could not be decoded or scored (never silently dropped)."""
-    return {
-        "run_id": run.run_id,
-        "checkpoint": run.checkpoint,
-        "dataset": dataset or "unknown",
-        "split": split or "unknown",
-        "subset": "all",
-        "mode": "",
-        "protocol": protocol,
-        "prompt": "",
-        "template_id": "",
-        "sample_key": sample_key,
-        "shard": shard,
-        "query_id": "",
-        "query_text": "",
-        "query_type": "",
-        "edit": "",
-        "is_sentence": False,
-        "gt_present": False,
-        "pred_present": False,
-        "intersection": 0,
-        "union": 0,
-        "iou": math.nan,
-        "generated_text": "",
-        "gt_sent": "",
-        "say_mentions_gt": False,
-        "say_similarity": math.nan,
-        "pred_mask_rle": "",
-        "similarity": [],
-        "points_xy": [],
-        "point_labels": [],
-        "num_pos_points": 0,
-        "num_neg_points": 0,
-        "num_pad_points": 0,
-        "latency_ms": 0.0,
-        "error": error,
+    """The row recording a sample that could not be decoded or scored (never silently dropped): every column of
+    QUERY_SCHEMA at its empty value (`empty_row`), plus what identifies the sample and the reason."""
+    return empty_row(QUERY_SCHEMA) | {
+        "run_id": run.run_id, "checkpoint": run.checkpoint, "dataset": dataset or "unknown",
+        "split": split or "unknown", "subset": "all", "protocol": protocol, "sample_key": sample_key, "shard": shard,
+        "iou": math.nan, "say_similarity": math.nan, "error": error,
     }
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import webdataset as wds
-
 from pipelines import storage
-from schemas import SCHEMA_VERSION
-from schemas.sample import META_KEY, ShardSample, decode
+from pipelines.shards.read import raw_samples
+from schemas.sample import META_KEY, ShardSample, check_sample_version, decode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,11 +51,11 @@ def _hidden(url: str) -> bool:
 
 def check_schema_version(url: str) -> None:
     """Raise ValueError when the shard's first sample was written under another schema version."""
-    for raw in _raw_samples(url):
+    for raw in raw_samples(url):
         meta = _meta(raw)
         if meta is None:
             continue
-        _check_version(meta, url, raw.get("__key__", "?"))
+        check_sample_version(meta, f"shard {url}: sample {raw.get('__key__', '?')}")
         return
 
 
@@ -68,19 +65,12 @@ def read_shard(url: str) -> Iterator[ShardSample | BadSample]:
     A sample written under another schema version raises ValueError (the whole data set needs re-writing).
     A tar that breaks mid-way yields one BadSample for the rest of the shard.
     """
-    samples = _raw_samples(url)
-    while True:
-        try:
-            raw = next(samples)
-        except StopIteration:
-            return
-        except (tarfile.TarError, OSError, ValueError) as err:
-            yield BadSample(key="", dataset="", split="", error=f"shard {url}: unreadable tar: {err}")
-            return
+    broken: list[BaseException] = []
+    for raw in raw_samples(url, on_error=lambda _url, err: broken.append(err)):
         key = raw.get("__key__", "?")
         meta = _meta(raw)
         if meta is not None:
-            _check_version(meta, url, key)
+            check_sample_version(meta, f"shard {url}: sample {key}")
         try:
             yield decode(raw)
         except (ValueError, KeyError, TypeError, OSError) as err:
@@ -91,11 +81,8 @@ def read_shard(url: str) -> Iterator[ShardSample | BadSample]:
                 split=str(meta.get("split", "")),
                 error=f"shard {url}: sample {key}: cannot decode: {err}",
             )
-
-
-def _raw_samples(url: str) -> Iterator[dict]:
-    dataset = wds.WebDataset([url], shardshuffle=False, empty_check=False, handler=wds.reraise_exception)
-    return iter(dataset)
+    if broken:
+        yield BadSample(key="", dataset="", split="", error=f"shard {url}: unreadable tar: {broken[0]}")
 
 
 def _meta(raw: dict) -> dict | None:
@@ -104,12 +91,3 @@ def _meta(raw: dict) -> dict | None:
     except (KeyError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return meta if isinstance(meta, dict) else None
-
-
-def _check_version(meta: dict, url: str, key: str) -> None:
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(
-            f"shard {url}: sample {key} has schema_version {version!r}, but this code reads version "
-            f"{SCHEMA_VERSION}; re-run jobs.preprocess with this code version to rewrite the shards"
-        )

@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import re
-import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -178,22 +177,14 @@ def write_queries(uri: str, queries: pa.Table) -> None:
     as `dataset=<d>/split=<s>/part-0.parquet` without the partition columns (they live in the path, URI-escaped as
     pyarrow's hive partitioning expects).
     """
-    fs, path = storage.filesystem(uri)
-    parent = path.rstrip("/").rsplit("/", 1)[0]
-    tmp = f"{parent}/.tmp-queries-{uuid.uuid4().hex}"
     body = queries.drop_columns(PARTITION_COLS)
-    for dataset, split, offset, length in partition_runs(queries):
-        folder = f"{tmp}/dataset={quote(dataset, safe='')}/split={quote(split, safe='')}"
-        fs.makedirs(folder, exist_ok=True)
-        with fs.open(f"{folder}/part-0.parquet", "wb") as sink:
-            pq.write_table(body.slice(offset, length), sink)
-    if fs.exists(path):
-        old = f"{parent}/.old-queries-{uuid.uuid4().hex}"
-        fs.mv(path, old, recursive=True)
-        fs.mv(tmp, path, recursive=True)
-        fs.rm(old, recursive=True)
-    else:
-        fs.mv(tmp, path, recursive=True)
+    with storage.atomic_folder(uri) as tmp_uri:
+        fs, tmp = storage.filesystem(tmp_uri)
+        for dataset, split, offset, length in partition_runs(queries):
+            folder = f"{tmp}/dataset={quote(dataset, safe='')}/split={quote(split, safe='')}"
+            fs.makedirs(folder, exist_ok=True)
+            with fs.open(f"{folder}/part-0.parquet", "wb") as sink:
+                pq.write_table(body.slice(offset, length), sink)
 
 
 def read_queries(uri: str) -> pd.DataFrame:

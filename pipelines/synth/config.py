@@ -74,6 +74,9 @@ class SynthConfig:
     """REFER: at most this many referred objects per image."""
     max_sents_per_ref: int = 3
     """REFER: at most this many true sentences per ref."""
+    relations_first: bool = True
+    """REFER: a ref whose object can be named by a relation to another object ("the red circle left of the green
+    triangle") gets that expression first, as annotators often write one; false: expression types drawn evenly."""
     rle_fraction: float = 0.25
     """Fraction of RefCOCO-family annotations whose `segmentation` is a one-element list of RLE dicts (pycocotools,
     `counts` as str) instead of a polygon list. RefCLEF annotations are always lists of RLE dicts."""

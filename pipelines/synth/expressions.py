@@ -293,14 +293,20 @@ def parse(text: str) -> Expression | None:
     return None
 
 
-def pick(rng: np.random.Generator, exprs: Sequence[Expression], k: int) -> list[Expression]:
-    """Up to `k` distinct expressions, spreading over types (round-robin over shuffled types)."""
+def pick(rng: np.random.Generator, exprs: Sequence[Expression], k: int, *, relations_first: bool = False
+         ) -> list[Expression]:
+    """Up to `k` distinct expressions, spreading over types (round-robin over shuffled types). With
+    `relations_first`, an expression relating the target to an anchor ("left of the green triangle") is taken first
+    when there is one (the random draws are the same either way)."""
     by_type: dict[str, list[Expression]] = {}
     for e in exprs:
         by_type.setdefault(e.type, []).append(e)
     types = sorted(by_type)
     order = rng.permutation(len(types))
     pools = [[by_type[types[i]][j] for j in rng.permutation(len(by_type[types[i]]))] for i in order]
+    if relations_first:
+        pools = [sorted(pool, key=lambda e: e.selector not in RELATIONS) for pool in pools]
+        pools.sort(key=lambda pool: not (pool and pool[0].selector in RELATIONS))
     out: list[Expression] = []
     while len(out) < k and any(pools):
         for pool in pools:

@@ -167,7 +167,7 @@ def refs_for_image(cfg: SynthConfig, name: str, index: int, scene: Scene, split:
             break
         target = scene.objects[int(k)]
         exprs = pick(rng, candidates(target, scene.objects, margin, spatial=base_name(name) != "refcoco+"),
-                     int(rng.integers(1, cfg.max_sents_per_ref + 1)))
+                     int(rng.integers(1, cfg.max_sents_per_ref + 1)), relations_first=cfg.relations_first)
         if not exprs:
             continue
         sentences = []

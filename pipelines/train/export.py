@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
-import uuid
 from collections.abc import Callable
 
 from pipelines import storage
 
 
 def export_model(write: Callable[[str], None], out_uri: str) -> None:
-    """Call `write(local_dir)` on an empty local folder, then move it to `out_uri` (local path or fsspec URI).
-
-    A local target is replaced by a rename from a sibling temporary folder; a remote one is uploaded after the
-    previous copy is removed.
-    """
-    fs, path = storage.filesystem(out_uri)
-    local = "://" not in out_uri or out_uri.startswith("file://")
-    if local:
-        parent = os.path.dirname(path.rstrip("/"))
-        os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".tmp-export-{uuid.uuid4().hex}")
-        os.makedirs(tmp)
-        try:
-            write(tmp)
-            if os.path.exists(path):
-                shutil.rmtree(path)
-            os.rename(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                shutil.rmtree(tmp)
-        return
-    with tempfile.TemporaryDirectory(prefix="read-export-") as tmp:
-        write(tmp)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-        fs.put(tmp.rstrip("/") + "/", path, recursive=True)
+    """Call `write(local_dir)` on an empty local folder; the result replaces `out_uri` (local path or fsspec URI)
+    through `storage.atomic_folder`, so the export only ever appears complete. A remote target is written locally
+    first and uploaded into the temporary folder."""
+    with storage.atomic_folder(out_uri) as tmp_uri:
+        if "://" not in tmp_uri or tmp_uri.startswith("file://"):
+            write(storage.filesystem(tmp_uri)[1])
+            return
+        fs, tmp_path = storage.filesystem(tmp_uri)
+        with tempfile.TemporaryDirectory(prefix="read-export-") as local:
+            write(local)
+            fs.put(local.rstrip("/") + "/", tmp_path, recursive=True)

@@ -16,37 +16,47 @@ from schemas.arrow import versioned
 
 METRICS_FILE = "metrics.parquet"
 
-METRICS_SCHEMA = versioned(
-    pa.schema(
-        [
-            ("step", pa.int64()),  # optimizer step, 1-based
-            ("loss", pa.float64()),  # weighted total, mean over ranks and micro-batches
-            ("ce_loss", pa.float64()),
-            ("bce_loss", pa.float64()),
-            ("dice_loss", pa.float64()),
-            ("lr", pa.float64()),  # learning rate used by this step's update
-            ("samples_per_s", pa.float64()),  # images per second, all ranks together
-            ("skipped_samples", pa.int64()),  # bad samples skipped by the loader during this step, all ranks
-            ("skipped_shards", pa.int64()),  # unreadable/truncated shards skipped during this step, all ranks
-        ]
+READ_LOSSES = ("ce_loss", "bce_loss", "dice_loss")
+"""The loss terms `model.read.READ.forward` reports (ReadOutput.losses)."""
+
+
+def metrics_schema(loss_names: tuple[str, ...] = READ_LOSSES) -> pa.Schema:
+    """Schema of metrics.parquet: one column per loss term of the model (unweighted), after the weighted total."""
+    return versioned(
+        pa.schema(
+            [
+                ("step", pa.int64()),  # optimizer step, 1-based
+                ("loss", pa.float64()),  # weighted total, mean over ranks and micro-batches
+                *[(name, pa.float64()) for name in loss_names],  # each term, unweighted, same mean
+                ("lr", pa.float64()),  # learning rate used by this step's update
+                ("samples_per_s", pa.float64()),  # images per second, all ranks together
+                ("skipped_samples", pa.int64()),  # bad samples skipped by the loader during this step, all ranks
+                ("skipped_shards", pa.int64()),  # unreadable/truncated shards skipped during this step, all ranks
+            ]
+        )
     )
-)
-"""Schema of metrics.parquet."""
+
+
+METRICS_SCHEMA = metrics_schema()
+"""Schema of metrics.parquet for READ's losses."""
 
 
 @dataclass(kw_only=True)
 class StepMetrics:
-    """One row of metrics.parquet."""
+    """One row of metrics.parquet (`losses` becomes one column per term)."""
 
     step: int
     loss: float
-    ce_loss: float
-    bce_loss: float
-    dice_loss: float
+    losses: dict[str, float]
     lr: float
     samples_per_s: float
     skipped_samples: int
     skipped_shards: int
+
+    def row(self) -> dict[str, float | int]:
+        out = asdict(self)
+        losses = out.pop("losses")
+        return {"step": out.pop("step"), "loss": out.pop("loss"), **losses, **out}
 
 
 class MetricsLog:
@@ -67,19 +77,20 @@ class MetricsLog:
     def append(self, row: StepMetrics) -> None:
         if self.rows and row.step <= self.rows[-1]["step"]:
             raise AssertionError(f"metrics step {row.step} after step {self.rows[-1]['step']}")
-        self.rows.append(asdict(row))
+        self.rows.append(row.row())
 
     def flush(self) -> None:
         """Rewrite the file atomically with every row so far."""
-        table = pa.Table.from_pylist(self.rows, schema=METRICS_SCHEMA)
+        names = tuple(k for k in self.rows[0] if k.endswith("_loss")) if self.rows else READ_LOSSES
+        table = pa.Table.from_pylist(self.rows, schema=metrics_schema(names))
         storage.atomic_write_parquet(self.uri, table)
 
 
 def format_progress(row: StepMetrics, *, total_steps: int, eta_s: float) -> str:
     """The rank-0 progress line: step, losses, samples/s and ETA."""
     hours, rest = divmod(int(max(eta_s, 0.0)), 3600)
+    terms = " ".join(f"{name.removesuffix('_loss')} {value:.4f}" for name, value in row.losses.items())
     return (
-        f"step {row.step}/{total_steps} loss {row.loss:.4f} (ce {row.ce_loss:.4f} bce {row.bce_loss:.4f} "
-        f"dice {row.dice_loss:.4f}) lr {row.lr:.3g} {row.samples_per_s:.2f} samples/s "
-        f"ETA {hours:d}:{rest // 60:02d}:{rest % 60:02d}"
+        f"step {row.step}/{total_steps} loss {row.loss:.4f} ({terms}) lr {row.lr:.3g} {row.samples_per_s:.2f} "
+        f"samples/s ETA {hours:d}:{rest // 60:02d}:{rest % 60:02d}"
     )

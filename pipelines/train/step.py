@@ -21,7 +21,9 @@ def optimizer_step(engine: Any, stream: Any, *, step: int, device: torch.device,
                    task: TrainTask, skipped_before: tuple[int, int]) -> StepMetrics:
     """gradient_accumulation_steps micro-batches and one optimizer update; losses averaged over ranks."""
     began, lr = time.perf_counter(), current_lr(engine)
-    totals = torch.zeros(6, dtype=torch.float64, device=device)  # loss, ce, bce, dice, micro-batches, images
+    names: tuple[str, ...] = ()
+    sums: list[float] = []  # loss, then each term of `names`
+    micro = images = 0
     for _ in range(engine.gradient_accumulation_steps()):
         batch = next(stream, None)
         if batch is None:
@@ -30,25 +32,25 @@ def optimizer_step(engine: Any, stream: Any, *, step: int, device: torch.device,
         out = engine(**batch.model_inputs())
         engine.backward(out.loss + zero_touch(engine.module))
         engine.step()
-        losses = [out.loss, out.ce_loss, out.bce_loss, out.dice_loss]
-        totals += torch.tensor([float(x.detach()) for x in losses] + [1.0, len(batch.original_sizes)],
-                               dtype=torch.float64, device=device)
-    skipped = torch.tensor([now - before for now, before in zip(task.skipped_counts(), skipped_before)],
-                           dtype=torch.float64, device=device)
-    totals = torch.cat([totals, skipped])
-    dist.all_reduce(totals)
+        if not names:
+            names, sums = tuple(out.losses), [0.0] * (1 + len(out.losses))
+        values = [out.loss, *(out.losses[k] for k in names)]
+        sums = [a + float(v.detach()) for a, v in zip(sums, values)]
+        micro, images = micro + 1, images + len(batch.original_sizes)
+    skipped = [now - before for now, before in zip(task.skipped_counts(), skipped_before)]
+    totals = torch.tensor([*sums, micro, images, *skipped], dtype=torch.float64, device=device)
+    dist.all_reduce(totals)  # every rank's model reports the same loss terms, in the same order
     elapsed = max(time.perf_counter() - began, 1e-9)
-    micro = float(totals[4])
+    k = len(sums)
+    micro_all = float(totals[k])
     return StepMetrics(
         step=step,
-        loss=float(totals[0]) / micro,
-        ce_loss=float(totals[1]) / micro,
-        bce_loss=float(totals[2]) / micro,
-        dice_loss=float(totals[3]) / micro,
+        loss=float(totals[0]) / micro_all,
+        losses={name: float(totals[1 + i]) / micro_all for i, name in enumerate(names)},
         lr=lr,
-        samples_per_s=float(totals[5]) / elapsed,
-        skipped_samples=int(totals[6]),
-        skipped_shards=int(totals[7]),
+        samples_per_s=float(totals[k + 1]) / elapsed,
+        skipped_samples=int(totals[k + 2]),
+        skipped_shards=int(totals[k + 3]),
     )
 
 

@@ -31,7 +31,7 @@ class TrainTask(Protocol):
     def build_model(self, cfg: "TrainConfig", *, device: torch.device) -> nn.Module:
         """The model on `device` with the trainable policy applied. Must be identical on every rank for a seed.
 
-        `forward(**TrainBatch.model_inputs())` returns an object with 0-dim `loss`, `ce_loss`, `bce_loss`, `dice_loss`.
+        `forward(**TrainBatch.model_inputs())` returns an object with a 0-dim `loss` and `losses`, a dict of 0-dim terms.
         """
         ...
 

@@ -79,8 +79,8 @@ def case_states(model, case: str) -> dict[str, float]:
     ids = expand_read_ids(torch.from_numpy(g["input_ids"]), model.image_token_id, model.num_image_tokens)[None]
     mask = torch.from_numpy(g["attention_mask_expanded"].astype(np.int64))[None]
     assert ids.shape[1] == common["hidden_last_len"] == mask.shape[1]
-    hidden = model.language_states(clip_images=clip_pixels(common["image"]),
-                                   image_index=torch.zeros(1, dtype=torch.long), input_ids=ids, attention_mask=mask)[0]
+    hidden = model.hidden_states(clip_images=clip_pixels(common["image"]),
+                                 image_index=torch.zeros(1, dtype=torch.long), input_ids=ids, attention_mask=mask)[0]
     s = common["im_start_index"]
     P = model.num_image_tokens
     non_image = torch.cat([hidden[: s + 1], hidden[s + 1 + P:]])
@@ -90,7 +90,7 @@ def case_states(model, case: str) -> dict[str, float]:
         "image_token_hidden": rel_err(hidden[s + 1: s + 1 + P], g["image_token_hidden"]),
         "seg_hidden": rel_err(seg_hidden, g["seg_hidden"]),
         "pred_embedding": rel_err(model.projector(seg_hidden), g["pred_embedding"]),
-        "similarity": rel_err(model.similarity_from_states(hidden[None], ids), g["similarity"]),
+        "similarity": rel_err(model.seg_similarity(hidden[None], ids)[2].float(), g["similarity"]),
     }
 
 

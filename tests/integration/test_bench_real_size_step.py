@@ -34,3 +34,4 @@ def test_measure_runs_real_updates_through_the_training_step(train_shards_root: 
     images_per_update = cfg.data.batch_size * cfg.gradient_accumulation_steps
     assert figures["images_per_s"] == pytest.approx(images_per_update / figures["update_s"])
     assert figures["loader_images_per_s"] > 0 and figures["peak_gib"] == 0.0
+    assert figures["update_tflop"] > 0 and math.isnan(figures["mfu"])  # no GPU kind on CPU

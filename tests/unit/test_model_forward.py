@@ -1,4 +1,5 @@
-"""READ tiny model: training forward/backward, [SEG] position switch, mismatch errors, mask-free batches, bf16."""
+"""READ tiny model: training forward/backward, [SEG] position switch, mismatch errors, mask-free batches, bf16, the
+public primitives (hidden_states, seg_similarity)."""
 
 import dataclasses
 
@@ -63,8 +64,8 @@ def test_seg_hidden_position_switch(tiny_model, position):
     model.segment(**{k: v for k, v in inputs.items() if k not in ("labels", "gt_masks")})
     handle.remove()
     with torch.no_grad():
-        hidden = model._language_hidden(inputs["clip_images"], inputs["image_index"], inputs["input_ids"],
-                                        inputs["attention_mask"])[0]
+        hidden = model.hidden_states(clip_images=inputs["clip_images"], image_index=inputs["image_index"],
+                                     input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])[0]
     seg_pos = (inputs["input_ids"][0] == model.seg_token_id).nonzero()[:, 0]
     expected_pos = seg_pos - 1 if position == "before" else seg_pos
     torch.testing.assert_close(captured[0], hidden[expected_pos])
@@ -92,11 +93,33 @@ def test_bf16_forward_and_backward(tiny_model, tiny_inputs):
     assert torch.isfinite(model.projector.fc2.weight.grad.float()).all()
 
 
-def test_similarity_maps_are_the_maps_sasp_reads_with_gradients(tiny_model, tiny_inputs):
+def test_public_primitives_are_the_pass_forward_runs_with_gradients(tiny_model, tiny_inputs):
+    """hidden_states -> seg_similarity: each [SEG]'s conversation, its state and the map SasP reads, differentiable."""
     model, _ = tiny_model
-    keys = ("clip_images", "image_index", "input_ids", "attention_mask")
-    maps = model.similarity_maps(**{k: tiny_inputs[k] for k in keys})
+    input_ids = tiny_inputs["input_ids"]
+    hidden_CTD = model.hidden_states(clip_images=tiny_inputs["clip_images"], image_index=tiny_inputs["image_index"],
+                                     input_ids=input_ids, attention_mask=tiny_inputs["attention_mask"])
+    conv_N, seg_hidden_ND, similarity_NP = model.seg_similarity(hidden_CTD, input_ids)
     out = model(**tiny_inputs)
-    torch.testing.assert_close(maps, torch.cat(out.similarity).detach())
-    maps.sum().backward()
+    counts = (input_ids == model.seg_token_id).sum(1).tolist()
+    assert conv_N.tolist() == [c for c, n in enumerate(counts) for _ in range(n)]
+    assert seg_hidden_ND.shape == (len(conv_N), hidden_CTD.shape[-1])
+    torch.testing.assert_close(similarity_NP, torch.cat(out.similarity).detach())
+    similarity_NP.sum().backward()
     assert model.llava.model.language_model.layers[1].self_attn.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_weighted_loss_reads_one_weight_per_term():
+    """A new objective is a term in READ.forward's `losses` and a `<name>_weight` config field."""
+    from model.read import READ
+
+    @dataclasses.dataclass
+    class Cfg:
+        ce_weight: float = 1.0
+        point_weight: float = 3.0
+
+    holder = type("Holder", (), {"cfg": Cfg(), "weighted_loss": READ.weighted_loss})()
+    total = holder.weighted_loss({"ce_loss": torch.tensor(2.0), "point_loss": torch.tensor(0.5)})
+    assert float(total) == 2.0 + 3.0 * 0.5
+    with pytest.raises(ValueError, match="dice_weight"):
+        holder.weighted_loss({"dice_loss": torch.tensor(1.0)})

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.losses import mask_losses, next_token_ce, pointing_ce
+from model.losses import mask_losses, next_token_ce
 
 
 def _bce_by_hand(logit: float, target: float) -> float:
@@ -59,15 +59,3 @@ def test_ce_only_on_labelled_positions():
            + F.cross_entropy(logits[1, 3:4], labels[1, 4:5], reduction="sum")) / 3
     torch.testing.assert_close(ce, ref)
     assert float(next_token_ce(logits, torch.full((2, 5), -100))) == 0
-
-
-def test_pointing_ce_is_low_when_the_map_takes_the_object_and_refuses_an_empty_target():
-    target = torch.zeros(2, 6, dtype=torch.bool)
-    target[0, :2] = target[1, 4] = True
-    follows = torch.where(target, 5.0, -5.0)
-    assert pointing_ce(follows, target, scale=1.0) < 0.01
-    assert pointing_ce(-follows, target, scale=1.0) > 5.0
-    flat = torch.zeros(2, 6)  # uniform map: -log(share of the target's patches)
-    torch.testing.assert_close(pointing_ce(flat, target, scale=1.0), -torch.log(torch.tensor([2 / 6, 1 / 6])).mean())
-    with pytest.raises(ValueError, match="at least one target patch"):
-        pointing_ce(flat, torch.zeros(2, 6, dtype=torch.bool), scale=1.0)

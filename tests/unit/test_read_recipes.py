@@ -41,7 +41,7 @@ def doc_table(heading: str, *, doc: pathlib.Path = DOC, nth: int = 0) -> tuple[l
         elif tables[-1]:
             tables.append([])
     rows = tables[nth] if nth < len(tables) else []
-    assert len(rows) >= 3, f"docs/recipes.md, '## {heading}': no table"
+    assert len(rows) >= 3, f"{doc.name}, '## {heading}': no table {nth}"
     header, body = rows[0], rows[2:]
     assert all(set(cell) <= set("-: ") for cell in rows[1]), f"'## {heading}': second row is not a separator"
     table = {}

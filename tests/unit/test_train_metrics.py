@@ -13,7 +13,7 @@ from pipelines.train.metrics import METRICS_SCHEMA, MetricsLog, StepMetrics, for
 
 
 def row(step: int, loss: float = 1.0) -> StepMetrics:
-    return StepMetrics(step=step, loss=loss, ce_loss=0.5, bce_loss=0.2, dice_loss=0.3, lr=1e-4, samples_per_s=8.0,
+    return StepMetrics(step=step, loss=loss, losses={"ce_loss": 0.5, "bce_loss": 0.2, "dice_loss": 0.3}, lr=1e-4, samples_per_s=8.0,
                        skipped_samples=step % 2, skipped_shards=0)
 
 
@@ -89,3 +89,14 @@ def test_export_to_an_fsspec_uri(tmp_path):
 
     export_model(write, "memory://bucket/run/export")
     assert fsspec.filesystem("memory").cat("/bucket/run/export/a.bin") == b"abc"
+
+
+def test_a_new_loss_term_gets_its_own_column(tmp_path):
+    """metrics.parquet has one column per loss term the model reports, in its order after the total."""
+    log = MetricsLog(str(tmp_path / "metrics.parquet"), resume_step=0)
+    log.append(StepMetrics(step=1, loss=1.0, losses={"ce_loss": 0.5, "point_loss": 0.25}, lr=1e-4, samples_per_s=2.0,
+                           skipped_samples=0, skipped_shards=0))
+    log.flush()
+    table = pq.read_table(tmp_path / "metrics.parquet")
+    assert table.column_names[:4] == ["step", "loss", "ce_loss", "point_loss"]
+    assert table.column("point_loss").to_pylist() == [0.25]

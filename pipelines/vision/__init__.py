@@ -1,6 +1,0 @@
-"""Vision-tower pretraining for the tiny preset: the stand-in for CLIP's pretraining (see pretrain.py)."""
-
-from pipelines.vision.config import VisionPretrainConfig
-from pipelines.vision.pretrain import pretrain_tower, pretrain_vision
-
-__all__ = ["VisionPretrainConfig", "pretrain_tower", "pretrain_vision"]
