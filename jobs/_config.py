@@ -71,3 +71,12 @@ def _is_string_field(structured: DictConfig, key: str) -> bool:
 def config_yaml(cfg: object) -> str:
     """The resolved config as YAML; `--config` on this text reproduces the run."""
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def write_config(out: str, cfg: object, *, note: str = "") -> None:
+    """The write-config part of every job: `out` created and the resolved config written as `out/config.yaml`
+    (`note`, e.g. a comment line, appended), atomically."""
+    from pipelines import storage
+
+    storage.makedirs(out)
+    storage.atomic_write_bytes(storage.join(out, "config.yaml"), (config_yaml(cfg) + note).encode())

@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import ray
 
@@ -67,12 +69,20 @@ def _describe(target: str, address: str) -> str:
     return f"RAY_ADDRESS={target} (ray_address empty)"
 
 
-def run_one_task(fn, *args, address: str, num_cpus: int):
-    """`fn(*args)` as one Ray task holding `num_cpus` CPUs, on the cluster `init_ray(address)` joins or starts (a
-    cluster it starts is stopped afterwards); returns the task's result."""
-    started = init_ray(address, num_cpus=num_cpus)
+@contextmanager
+def ray_session(address: str, *, num_cpus: int | None = None, needed: bool = True) -> Iterator[None]:
+    """The start-Ray / shutdown part of every job: `init_ray(address)` when the job `needed` Ray, and
+    `ray.shutdown()` at the end when that call started a local cluster (a joined cluster is left running)."""
+    started = init_ray(address, num_cpus=num_cpus) if needed else False
     try:
-        return ray.get(ray.remote(fn).options(num_cpus=num_cpus).remote(*args))
+        yield
     finally:
         if started:
             ray.shutdown()
+
+
+def run_one_task(fn, *args, address: str, num_cpus: int):
+    """`fn(*args)` as one Ray task holding `num_cpus` CPUs, on the cluster `init_ray(address)` joins or starts (a
+    cluster it starts is stopped afterwards); returns the task's result."""
+    with ray_session(address, num_cpus=num_cpus):
+        return ray.get(ray.remote(fn).options(num_cpus=num_cpus).remote(*args))

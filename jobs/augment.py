@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import sys
 
-from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
+from jobs._config import load_config, write_config
+from jobs._ray import ray_session
 from pipelines import storage
 from pipelines.augment.config import AugmentConfig
 from pipelines.augment.context import CocoIndex
@@ -41,41 +41,37 @@ def main(argv: list[str] | None = None) -> int:
         coco = CocoIndex.from_instances(instances, source=instances_path)
     except (ValueError, OSError) as err:
         raise SystemExit(f"bad configuration: {err}") from err
-    storage.makedirs(cfg.out)
-    storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), config_yaml(cfg).encode())
-    started = init_ray(cfg.ray_address, num_cpus=max(cfg.num_workers, 1)) if cfg.num_workers > 0 else False
-    try:
-        source = AugmentingSource(
-            inner=inner, coco=coco, rewriter=cfg.build_rewriter(), policy=cfg.policy(), fingerprint=cfg.fingerprint(),
-            calibration_images=cfg.calibration_images,
-        )
-        written = preprocess_source(
-            source, cfg.out, shard_max_samples=cfg.shard_max_samples, shard_max_bytes=cfg.shard_max_bytes,
-            num_workers=cfg.num_workers, on_bad_sample=cfg.on_bad_sample, progress=lambda s: print(s, flush=True),
-        )
-        counts = AugmentCounts()
-        if cfg.export_refer:
-            samples = counting(iter_samples(shard_urls(cfg.out)), counts)
-            name = cfg.export_name or f"fp{cfg.dataset}"
-            read_by = refs_path.rsplit("refs(", 1)[1].removesuffix(").p")
-            split_by = default_split_by(name)[0] if name in REFER_DATASETS else read_by  # the file READ reads
-            exported = export_refer(
-                samples, instances=instances, coco=coco, out_root=cfg.export_root or storage.join(cfg.out, "refer"),
-                name=name, split=cfg.split, split_by=split_by,
+    write_config(cfg.out, cfg)
+    with ray_session(cfg.ray_address, num_cpus=max(cfg.num_workers, 1), needed=cfg.num_workers > 0):
+        try:
+            source = AugmentingSource(
+                inner=inner, coco=coco, rewriter=cfg.build_rewriter(), policy=cfg.policy(),
+                fingerprint=cfg.fingerprint(), calibration_images=cfg.calibration_images,
             )
-            print(f"[augment] exported {exported} as refer_seg/{name}/refs({split_by}).p")
-        else:
-            counts = counts_of(iter_metadata(shard_urls(cfg.out)))
-        table = summary_table(counts, dataset=cfg.dataset, split=cfg.split, rewriter=cfg.rewriter,
-                              weights=cfg.weights(), calibration=source.calibration)
-        storage.atomic_write_parquet(storage.join(cfg.out, "summary.parquet"), table)
-    except BadSampleError as err:
-        raise SystemExit(f"bad sample (on_bad_sample=raise): {err}") from err
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
+            written = preprocess_source(
+                source, cfg.out, shard_max_samples=cfg.shard_max_samples, shard_max_bytes=cfg.shard_max_bytes,
+                num_workers=cfg.num_workers, on_bad_sample=cfg.on_bad_sample,
+                progress=lambda s: print(s, flush=True),
+            )
+            counts = AugmentCounts()
+            if cfg.export_refer:
+                samples = counting(iter_samples(shard_urls(cfg.out)), counts)
+                name = cfg.export_name or f"fp{cfg.dataset}"
+                read_by = refs_path.rsplit("refs(", 1)[1].removesuffix(").p")
+                split_by = default_split_by(name)[0] if name in REFER_DATASETS else read_by  # the file READ reads
+                exported = export_refer(
+                    samples, instances=instances, coco=coco,
+                    out_root=cfg.export_root or storage.join(cfg.out, "refer"), name=name, split=cfg.split,
+                    split_by=split_by,
+                )
+                print(f"[augment] exported {exported} as refer_seg/{name}/refs({split_by}).p")
+            else:
+                counts = counts_of(iter_metadata(shard_urls(cfg.out)))
+            table = summary_table(counts, dataset=cfg.dataset, split=cfg.split, rewriter=cfg.rewriter,
+                                  weights=cfg.weights(), calibration=source.calibration)
+            storage.atomic_write_parquet(storage.join(cfg.out, "summary.parquet"), table)
+        except BadSampleError as err:
+            raise SystemExit(f"bad sample (on_bad_sample=raise): {err}") from err
     for line in summary_lines(written):
         print(f"[augment] {line}")
     if source.calibration is not None:

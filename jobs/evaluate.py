@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import sys
 
-import ray
-
 from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
+from jobs._ray import ray_session
 from pipelines.evaluate.config import EvaluateConfig, checkpoint_model_defaults
 from pipelines.evaluate.driver import EvalReport, evaluate
 from pipelines.results import format_summary
@@ -35,14 +33,11 @@ def load_evaluate_config(argv: list[str]) -> EvaluateConfig:
 def main(argv: list[str] | None = None) -> EvalReport:
     cfg = load_evaluate_config(sys.argv[1:] if argv is None else argv)
     cfg.make_local_paths_absolute()  # evaluation actors may run in another directory
-    started = init_ray(cfg.ray_address)
-    try:
-        report = evaluate(cfg, config_yaml=config_yaml(cfg))
-    except ValueError as err:
-        raise SystemExit(f"evaluate: {err}") from err
-    finally:
-        if started:
-            ray.shutdown()
+    with ray_session(cfg.ray_address):
+        try:
+            report = evaluate(cfg, config_yaml=config_yaml(cfg))
+        except ValueError as err:
+            raise SystemExit(f"evaluate: {err}") from err
     print(
         f"evaluate: {report.num_shards} shards ({report.num_reused} reused), {report.num_scored_queries} query rows "
         f"workers ready in {report.start_s:.1f}s, scored in {report.score_s:.1f}s, "

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import sys
 
-import ray
-
 from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
-from pipelines.predict.config import PredictConfig, checkpoint_model_defaults
+from jobs._ray import ray_session
+from pipelines.evaluate.config import checkpoint_model_defaults
+from pipelines.predict.config import PredictConfig
 from pipelines.predict.driver import predict
 
 
@@ -32,14 +31,11 @@ def load_predict_config(argv: list[str]) -> PredictConfig:
 def main(argv: list[str] | None = None):
     cfg = load_predict_config(sys.argv[1:] if argv is None else argv)
     cfg.make_local_paths_absolute()
-    started = init_ray(cfg.ray_address) if cfg.inputs else False
-    try:
-        table = predict(cfg, config_yaml=config_yaml(cfg))
-    except ValueError as err:
-        raise SystemExit(f"predict: {err}") from err
-    finally:
-        if started:
-            ray.shutdown()
+    with ray_session(cfg.ray_address, needed=bool(cfg.inputs)):
+        try:
+            table = predict(cfg, config_yaml=config_yaml(cfg))
+        except ValueError as err:
+            raise SystemExit(f"predict: {err}") from err
     rows = table.to_pylist()
     for row in rows[:20]:
         said = f" said {row['generated_text']!r}" if row["generated_text"] else ""

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
-from pipelines import storage
+from jobs._config import load_config, write_config
+from jobs._ray import ray_session
 from pipelines.preprocess_config import PreprocessConfig
 from pipelines.shards import BadSampleError, preprocess_source, summary_lines
 from pipelines.sources import open_source
@@ -29,22 +28,16 @@ def main(argv: list[str] | None = None) -> int:
         cfg.split_by = refs_path.rsplit("refs(", 1)[1].removesuffix(").p")  # the variant read, so --config repeats it
         read_note = f"# refs file read: {refs_path}\n"
         print(f"[preprocess] {cfg.dataset}/{cfg.split}: reading {refs_path}", flush=True)
-    storage.makedirs(cfg.out)
-    storage.atomic_write_bytes(storage.join(cfg.out, "config.yaml"), (config_yaml(cfg) + read_note).encode())
-    started = init_ray(cfg.ray_address, num_cpus=max(cfg.num_workers, 1)) if cfg.num_workers > 0 else False
-    try:
-        summary = preprocess_source(
-            source, cfg.out, shard_max_samples=cfg.shard_max_samples, shard_max_bytes=cfg.shard_max_bytes,
-            num_workers=cfg.num_workers, on_bad_sample=cfg.on_bad_sample,
-            progress=lambda line: print(line, flush=True),
-        )
-    except BadSampleError as err:
-        raise SystemExit(f"bad sample (on_bad_sample=raise): {err}") from err
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
+    write_config(cfg.out, cfg, note=read_note)
+    with ray_session(cfg.ray_address, num_cpus=max(cfg.num_workers, 1), needed=cfg.num_workers > 0):
+        try:
+            summary = preprocess_source(
+                source, cfg.out, shard_max_samples=cfg.shard_max_samples, shard_max_bytes=cfg.shard_max_bytes,
+                num_workers=cfg.num_workers, on_bad_sample=cfg.on_bad_sample,
+                progress=lambda line: print(line, flush=True),
+            )
+        except BadSampleError as err:
+            raise SystemExit(f"bad sample (on_bad_sample=raise): {err}") from err
     print(f"[preprocess] wrote {cfg.out}")
     for line in summary_lines(summary):
         print(f"[preprocess] {line}", flush=True)

@@ -15,9 +15,8 @@ import sys
 from ray.train import CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from jobs._config import config_yaml, load_config
-from jobs._ray import init_ray
-from pipelines import storage
+from jobs._config import load_config, write_config
+from jobs._ray import ray_session
 from pipelines.train.config import TrainConfig
 from pipelines.train.loop import train_loop_per_worker
 from pipelines.train.preflight import absolute_local_paths, check_config
@@ -30,10 +29,8 @@ def main(argv: list[str] | None = None) -> Result:
         check_config(cfg)  # before any worker starts: shard patterns, dataset mix, model preset
     except ValueError as err:
         raise SystemExit(f"bad configuration: {err}") from err
-    storage.makedirs(cfg.run_dir)
-    storage.atomic_write_bytes(storage.join(cfg.run_dir, "config.yaml"), config_yaml(cfg).encode())
-    started = init_ray(cfg.ray_address)
-    try:
+    write_config(cfg.run_dir, cfg)
+    with ray_session(cfg.ray_address):
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config={"cfg": cfg},
@@ -52,11 +49,6 @@ def main(argv: list[str] | None = None) -> Result:
         except Exception as err:  # Ray wraps worker errors in TrainingFailedError; say how to resume
             raise SystemExit(f"training run {cfg.run_dir} failed: {err}\nRe-run the same command to resume from "
                              "its newest checkpoint.") from err
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     print(f"[train] done: {cfg.run_dir} (metrics.parquet, checkpoints{', export/' if cfg.export else ''})")
     return result
 

@@ -22,7 +22,7 @@ import importlib.util
 import math
 import pathlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics, exactly as shared/spec/metrics.md defines them, plus the project's Say score.
+"""Evaluation metrics, exactly as docs/metrics.md defines them, plus the project's Say score.
 
 Per query: intersection I and union U of the binary prediction with the GT target, ignoring GT pixels == 255.
 Per group of queries (dataset, split, subset), computed from the per-query rows only, so a recomputation from

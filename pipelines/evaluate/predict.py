@@ -1,6 +1,6 @@
 """Scoring shard samples with a READ model: one result row per query.
 
-Two modes (shared/spec/metrics.md):
+Two modes (docs/metrics.md):
     teacher_forced  ReasonSeg, RefCOCO family: the fixed evaluation prompt whose answer holds one [SEG]; the
                     queries of one image go through one `READ.segment` call (chunks of `max_queries_per_forward`).
     generate        FP-RefCOCO, R-RefCOCO: the short question, greedy `READ.generate`; the prediction is the first

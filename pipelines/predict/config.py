@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from omegaconf import MISSING
 
 from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
 from pipelines import storage
-from pipelines.evaluate.config import checkpoint_model_defaults  # noqa: F401 - the job reads it from here
 
 MODES = ("segment", "generate")
 PROTOCOLS = ("clean", "read")

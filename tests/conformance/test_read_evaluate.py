@@ -12,7 +12,6 @@ test_read_predict.py, and the protocol's builder is checked against them in test
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,9 @@ from pipelines.evaluate.metrics import decode_rle
 from pipelines.results import load
 from schemas.sample import Query, ShardSample, make_key
 from tests.fixtures.evaluate import write_eval_shard
+from tests.read_tiny import CKPT, REF, skip_without_oracle
 
-REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
-CKPT = REF / "READ-LLaVA-tiny"
-if not (CKPT / "pytorch_model.bin").is_file():
-    pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)
+skip_without_oracle("pytorch_model.bin")
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]
 REASONSEG = sorted(c for c in CASES if c.startswith("tf_reasonseg"))
 SHORT = ("<im_end>\nWhat is ", " in this image? Please output segmentation mask.")

@@ -18,7 +18,6 @@ left-padded with `<unk>`, padding attended), through an `inputs` file on a local
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +25,9 @@ import pytest
 import torch
 
 from jobs import predict as predict_job
+from tests.read_tiny import ARCH, CKPT, CLIP, REF, skip_without_oracle
 
-REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
-CKPT = REF / "READ-LLaVA-tiny"
-CLIP = REF / "clip-vit-tiny-patch14-336"
-ARCH = REF / "tiny_arch.json"
-if not (CKPT / "pytorch_model.bin").is_file():
-    pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)
+skip_without_oracle("pytorch_model.bin")
 
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]
 TF_CASES = sorted(c for c in CASES if c.startswith("tf_"))

@@ -11,9 +11,7 @@ expected prompt is written below from READ's files.
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,11 +20,9 @@ from model.read_release import ReadReleaseTokenizer
 from pipelines.evaluate.protocol import (_read_prompt, load_protocol, protocol_prompts, read_templates,
                                          scored_queries)
 from schemas.sample import Query, ShardSample
+from tests.read_tiny import CKPT, REF, skip_without_oracle
 
-REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
-CKPT = REF / "READ-LLaVA-tiny"
-if not (CKPT / "tokenizer.model").is_file():
-    pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)
+skip_without_oracle("tokenizer.model")
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]
 READ = load_protocol("read")
 

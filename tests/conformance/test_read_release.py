@@ -24,13 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from model.read_release import expand_read_ids, infer_sam_shape, load_read_release, read_release_state_dict
+from tests.read_tiny import ARCH, CKPT, CLIP, REF, skip_without_oracle
 
-REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
-CKPT = REF / "READ-LLaVA-tiny"
-CLIP = REF / "clip-vit-tiny-patch14-336"
-ARCH = REF / "tiny_arch.json"
-if not (CKPT / "pytorch_model.bin").is_file():
-    pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)
+skip_without_oracle("pytorch_model.bin")
 
 GOLD = REF / "golden" / "fp32"
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]

@@ -11,9 +11,7 @@ masks). Everything here must be identical, token for token. Fast: no Ray, no mod
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,11 +24,9 @@ from model.read_prompt import (
     ReadPromptFormat,
     expand_image_tokens,
 )
+from tests.read_tiny import CKPT, REF, skip_without_oracle
 
-REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
-CKPT = REF / "READ-LLaVA-tiny"
-if not (CKPT / "tokenizer.model").is_file():
-    pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)
+skip_without_oracle("tokenizer.model")
 
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]
 TRAIN = json.loads((REF / "golden" / "train_tokens.json").read_text())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +26,8 @@ import torch.nn.functional as F
 from model import sasp_read
 from model.sasp import similarity_to_points
 from model.sasp_read import read_canvas_pad, read_sasp_trace, read_similarity_to_points
+from tests.read_tiny import REF
 
-REF = Path(os.environ.get("READ_TINY_REF", Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
 GOLD = REF / "golden"
 if not (GOLD / "cases.json").is_file():
     pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)

@@ -13,14 +13,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from jobs import evaluate as evaluate_job
 from jobs import results as results_job
 from jobs import visualize as visualize_job
-from model.build import build_read, save_export
-from model.config import ReadModelConfig
 from pipelines.results import compare, load
 from schemas.sample import encode
 from tests.fixtures.evaluate import make_eval_sample, write_eval_shard
@@ -29,13 +26,8 @@ TIMING_COLUMNS = ["latency_ms"]
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    cfg = ReadModelConfig(preset="tiny")
-    model, tokenizer = build_read(cfg)
-    out = tmp_path_factory.mktemp("export") / "tiny-export"
-    save_export(model, tokenizer, cfg, str(out))
-    return str(out)
+def export_dir(tiny_export_dir) -> str:
+    return tiny_export_dir
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,15 @@ import pathlib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from jobs import predict as predict_job
-from model.build import build_read, save_export
-from model.config import ReadModelConfig
 from pipelines.evaluate.metrics import decode_rle
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    cfg = ReadModelConfig(preset="tiny")
-    model, tokenizer = build_read(cfg)
-    out = tmp_path_factory.mktemp("export") / "tiny-export"
-    save_export(model, tokenizer, cfg, str(out))
-    return str(out)
+def export_dir(tiny_export_dir) -> str:
+    return tiny_export_dir
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ READ's prompt format, so jobs.predict runs it with READ's prompts."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
@@ -17,12 +16,9 @@ from jobs.train import main
 from model.build import load_export
 from model.read_release import ReadReleaseTokenizer, load_read_release
 from tests.fixtures.train import tiny_train_argv
+from tests.read_tiny import ARCH, CKPT, CLIP, REF, skip_without_oracle
 
-REF = pathlib.Path(os.environ.get("READ_TINY_REF",
-                                  pathlib.Path(__file__).resolve().parents[3] / "shared/reference/read-tiny"))
-CKPT, CLIP, ARCH = REF / "READ-LLaVA-tiny", REF / "clip-vit-tiny-patch14-336", REF / "tiny_arch.json"
-if not (CKPT / "pytorch_model.bin").is_file():
-    pytest.skip(f"READ oracle not found at {REF} (set READ_TINY_REF)", allow_module_level=True)
+skip_without_oracle()
 
 STEPS = 3
 
