@@ -5,7 +5,9 @@
   * tiny preset without `llava_path`: random init, the in-code tokenizer (no files).
   * real preset without `llava_path`: random init with the preset's shapes (for shape, memory and speed checks; the
     in-code tokenizer's ids fit in the 32064-row vocabulary). Use device="meta" to count parameters for free.
-  * `llava_path`: LLaVA (+ tokenizer) from a Hugging Face folder; `[SEG]` is added and embeddings grown if needed.
+  * `llava_path`: LLaVA (+ tokenizer) from a Hugging Face folder (`[SEG]` is added and embeddings grown if
+    needed), or LLaVA-1.5 in the original layout (config.json with `mm_vision_tower`, e.g. liuhaotian/llava-v1.5-7b;
+    CLIP from `clip_path` or its `mm_vision_tower`) built as READ builds it (`model.read_release.load_llava_base`).
   * `sam_checkpoint`: SAM weights from a segment-anything `.pth`.
   * `vision_checkpoint`: vision-tower weights (`.safetensors`), e.g. the tiny tower demo.jobs.pretrain_vision writes.
   * `read_checkpoint`: our export folder (then everything comes from it); a READ / LISA / SESAME release folder as
@@ -29,7 +31,7 @@ from model.export import is_export_dir, load_export, save_export
 from model.presets import llava_config, sam_shape
 from model.projector import SegPromptProjector
 from model.read import READ
-from model.read_release import is_read_release_dir, load_read_release
+from model.read_release import is_read_release_dir, load_llava_base, load_read_release
 from model.sam import build_sam
 from model.tokenizer import IMAGE, SEG, build_tiny_tokenizer
 
@@ -47,6 +49,10 @@ def build_read(cfg: ReadModelConfig, *, device: str | torch.device = "cpu") -> t
                                   dtype=getattr(torch, cfg.dtype), cfg=cfg)
         return model.to(device=device), model.tokenizer
     dtype = getattr(torch, cfg.dtype)
+    if cfg.llava_path and is_read_release_dir(cfg.llava_path):  # LLaVA-1.5 in the original layout
+        model = load_llava_base(cfg.llava_path, sam_checkpoint=cfg.sam_checkpoint, clip_path=cfg.clip_path,
+                                dtype=dtype, cfg=cfg)
+        return model.to(device=device), model.tokenizer
     tokenizer, llava = _build_llava(cfg, device, dtype)
     shape = sam_shape(cfg)
     with construction(device, dtype):

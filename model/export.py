@@ -60,6 +60,8 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
         "seg_token_id": model.seg_token_id,
         "image_token_id": model.image_token_id,
     }
+    if getattr(model, "added_rows", None):  # rows a base LLaVA did not have, initialised as READ does
+        meta["added_rows"] = model.added_rows
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
     tokenizer.save_pretrained(str(out))
 

@@ -131,6 +131,8 @@ class ReadPromptFormat:
         image_token_index: placeholder id of one `<image>` in `encode` (READ: -200).
         use_im_start_end: whether prompts wrap `<image>` in `<im_start>`/`<im_end>` (config.json
             `mm_use_im_start_end`; READ's released models: True).
+        add_tokens: tokens the folder lacks, added after its vocabulary in this order, as READ's training adds
+            `[SEG]` (then `<im_start>`, `<im_end>`) to a base LLaVA's tokenizer.
         model_max_length: READ's `--model_max_length` (only used by `collate_train`'s truncation and label check).
         vocab_size: sentencepiece pieces + added tokens (`len(tokenizer)`).
     """
@@ -142,6 +144,7 @@ class ReadPromptFormat:
         image_token_index: int = IMAGE_TOKEN_INDEX,
         model_max_length: int | None = None,
         use_im_start_end: bool | None = None,
+        add_tokens: Sequence[str] = (),
     ) -> None:
         self.folder = Path(folder)
         model_file = self.folder / "tokenizer.model"
@@ -158,6 +161,9 @@ class ReadPromptFormat:
         model_config = _read_json(self.folder / "config.json")
 
         self.added_tokens = self._read_added_tokens(config)
+        for token in add_tokens:  # READ's `tokenizer.add_tokens(...)` on a base LLaVA: the next free ids, in order
+            if token not in self.added_tokens:
+                self.added_tokens[token] = max([self.sp.get_piece_size(), *(i + 1 for i in self.added_tokens.values())])
         self.image_token_index = int(image_token_index)
         self.model_max_length = int(model_max_length or config.get("model_max_length") or 2048)
         self.add_bos_token = bool(config.get("add_bos_token", True))

@@ -56,7 +56,7 @@ from model.read import READ
 from model.read_prompt import IMAGE_TOKEN, IMAGE_TOKEN_INDEX, ReadPromptFormat
 from model.sam import PATCH_SIZE, SAM_VIT_H, SamShape, build_sam
 
-__all__ = ["load_read_release", "infer_sam_shape", "read_release_state_dict", "expand_read_ids",
+__all__ = ["load_read_release", "load_llava_base", "infer_sam_shape", "read_release_state_dict", "expand_read_ids",
            "ReadReleaseTokenizer", "is_read_release_dir"]
 
 _LLAVA_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size")
@@ -125,8 +125,9 @@ class ReadReleaseTokenizer(ReadPromptFormat):
         out = pathlib.Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         for name in TOKENIZER_FILES:
-            if (self.folder / name).is_file():
+            if (self.folder / name).is_file() and name != "added_tokens.json":
                 shutil.copyfile(self.folder / name, out / name)
+        (out / "added_tokens.json").write_text(json.dumps(self.added_tokens, indent=1, sort_keys=True))
         settings = {"use_im_start_end": self.use_im_start_end, "image_token_id": self.image_token_id,
                     "model_max_length": self.model_max_length}
         (out / FORMAT_FILE).write_text(json.dumps(settings, indent=1))
@@ -394,6 +395,65 @@ def load_read_release(
     _check_llava_keys(config, root)
     tokenizer = ReadReleaseTokenizer.from_pretrained(root)  # raises on a missing tokenizer / no [SEG]
     state = read_release_state_dict(root)
+    return _build(root, config, tokenizer, state, clip_path=clip_path, sam_arch=sam_arch, dtype=dtype, cfg=cfg)
+
+
+READ_ADDED_TOKENS = ("[SEG]", "<im_start>", "<im_end>")
+"""What READ's training adds to a base LLaVA's tokenizer, in this order (ids 32000, 32001, 32002 for LLaMA's 32000)."""
+NEW_ROW_STD = 0.02
+"""READ grows the embeddings with `resize_token_embeddings`, whose new rows are drawn from N(0, 0.02)."""
+
+
+def load_llava_base(
+    folder: str | os.PathLike,
+    *,
+    sam_checkpoint: str,
+    clip_path: str = "",
+    dtype: torch.dtype = torch.float32,
+    cfg: ReadModelConfig | None = None,
+) -> READ:
+    """LLaVA-1.5 in the original layout (e.g. liuhaotian/llava-v1.5-7b + its CLIP folder) as the model READ trains
+    from, built as READ's `init_READ_model` builds it: `[SEG]`, `<im_start>`, `<im_end>` added to the tokenizer (the
+    ids of READ's releases), the new embedding and lm_head rows drawn from N(0, 0.02) with the global torch RNG
+    (`resize_token_embeddings`), `<image>` wrapped in `<im_start>`/`<im_end>` (READ's `use_mm_start_end`), SAM from
+    `sam_checkpoint` (a segment-anything `.pth`), the `[SEG]` projector freshly initialised. `model.added_rows`
+    records which rows were initialised so (saved with exports)."""
+    root = pathlib.Path(folder)
+    config_file = root / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"model.llava_path={str(root)!r}: no config.json (an original-layout LLaVA folder has "
+                         "config.json with mm_vision_tower, pytorch_model*.bin and tokenizer.model)")
+    config = json.loads(config_file.read_text())
+    _check_llava_keys(config, root)
+    if not sam_checkpoint or not pathlib.Path(sam_checkpoint).is_file():
+        raise ValueError(f"model.sam_checkpoint={sam_checkpoint!r}: a base LLaVA has no SAM; pass "
+                         "sam_vit_h_4b8939.pth (segment-anything's release)")
+    tokenizer = ReadReleaseTokenizer(root, add_tokens=READ_ADDED_TOKENS, use_im_start_end=True)
+    state = read_release_state_dict(root)
+    if any(k.startswith(_SAM_PREFIX) or k.startswith("model.text_hidden_fcs.") for k in state):
+        raise ValueError(f"model.llava_path={str(root)!r} already holds SAM / [SEG] weights: it is a READ / LISA / "
+                         "SESAME release; pass it as model.read_checkpoint")
+    sam_state = torch.load(sam_checkpoint, map_location="cpu", weights_only=True)
+    state.update({_SAM_PREFIX + k: v for k, v in sam_state.items()})
+    added = {}
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        rows = state[key]
+        grow = tokenizer.vocab_size - rows.shape[0]
+        if grow > 0:
+            new = torch.randn(grow, rows.shape[1]) * NEW_ROW_STD
+            state[key] = torch.cat([rows, new.to(rows.dtype)])
+            added[key] = [rows.shape[0], tokenizer.vocab_size]
+    model = _build(root, config, tokenizer, state, clip_path=clip_path, sam_arch="", dtype=dtype, cfg=cfg,
+                   fresh=("projector.",))
+    model.added_rows = {"tokens": {t: tokenizer.token_to_id(t) for t in READ_ADDED_TOKENS},
+                        "init": f"normal(0, {NEW_ROW_STD})", "rows": added}
+    return model
+
+
+def _build(root: pathlib.Path, config: dict, tokenizer: ReadReleaseTokenizer, state: dict, *, clip_path: str,
+           sam_arch: str, dtype: torch.dtype, cfg: ReadModelConfig | None, fresh: tuple[str, ...] = ()) -> READ:
+    """READ from an original-layout config, tokenizer and state dict (CLIP from its folder); parameters whose
+    names start with one of `fresh` keep their initialisation."""
     embed = state.get("model.embed_tokens.weight")
     if embed is None:
         raise ValueError(f"{root}: the weights have no model.embed_tokens.weight (keys like {sorted(state)[:5]})")
@@ -429,12 +489,13 @@ def load_read_release(
     run_cfg = cfg or ReadModelConfig(dtype="bfloat16" if dtype == torch.bfloat16 else "float32")
     model = READ(cfg=run_cfg, llava=llava, sam=sam, projector=projector, tokenizer=tokenizer,
                  seg_token_id=tokenizer.seg_token_id, image_token_id=image_token_id)
-    _load_weights(model, state, clip_state, root, clip_folder)
+    _load_weights(model, state, clip_state, root, clip_folder, fresh=fresh)
     return model.to(dtype=dtype).eval()
 
 
 @torch.no_grad()
-def _load_weights(model: READ, state: dict, clip_state: dict, root: pathlib.Path, clip: pathlib.Path) -> None:
+def _load_weights(model: READ, state: dict, clip_state: dict, root: pathlib.Path, clip: pathlib.Path, *,
+                  fresh: tuple[str, ...] = ()) -> None:
     target = model.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     unexpected, inv_freqs = [], []
@@ -459,7 +520,8 @@ def _load_weights(model: READ, state: dict, clip_state: dict, root: pathlib.Path
         else:
             mapped[new] = tensor
     missing = sorted(k for k in set(target) - set(mapped)
-                     if not k.endswith(_IGNORED_SUFFIXES + ("pixel_mean", "pixel_std")))
+                     if not k.endswith(_IGNORED_SUFFIXES + ("pixel_mean", "pixel_std"))
+                     and not k.startswith(fresh))
     if unexpected or missing:
         raise ValueError(
             f"{root}: the weights do not match the model built from its config.json: {len(unexpected)} unexpected "

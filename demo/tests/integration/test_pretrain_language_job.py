@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
+from demo.jobs import pretrain_language
 from demo.language import LanguagePretrainConfig
 from demo.language.captions import CaptionSampler, caption_accuracy, word_ids
 from demo.language.decisions import decision_metrics, greedy_says_seg
 from demo.language.pointing import PointingSampler
 from demo.language.pretrain import (QuestionSampler, accuracy, answer_ce, answer_ids, held_out_batch,
                                     held_out_captions, held_out_pointing, pointing_accuracy)
-from jobs import pretrain_language
 from jobs._config import load_config
 from model.build import build_read
 from model.config import ReadModelConfig

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from demo.jobs import pretrain_vision
 from demo.vision import VisionPretrainConfig
-from jobs import pretrain_vision
 from jobs._config import load_config
 from model.build import build_read
 from model.config import ReadModelConfig
