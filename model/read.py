@@ -283,6 +283,120 @@ class READ(nn.Module):
             point_labels=seg.point_labels[0], ended=ended,
         )
 
+    @torch.no_grad()
+    def generate_batch(
+        self,
+        *,
+        clip_images: torch.Tensor,
+        sam_images: torch.Tensor,
+        resized_sizes: list[tuple[int, int]],
+        original_sizes: list[tuple[int, int]],
+        image_index: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        max_new_tokens: int = 32,
+    ) -> list[GenerateOutput]:
+        """`generate` for C prompts at once: greedy with a KV cache, left padding masked (position ids count real
+        tokens only, so each row computes what it computes alone), each row stopping at its own `</s>`; then SAM
+        once per image for all its [SEG]s. With `cfg.numerics == "read"` the rows run one at a time through
+        `generate` (READ re-encodes every step).
+
+        Args:
+            clip_images: (I, 3, c, c). sam_images: (I, 3, s, s). resized_sizes / original_sizes: per image.
+            image_index: (C,) the image of each prompt. input_ids, attention_mask: (C, T) left-padded prompts with
+                `<image>` expanded (mask 0 on the padding).
+
+        Returns:
+            one GenerateOutput per prompt, in order.
+        """
+        if self.cfg.numerics == "read":
+            return [self.generate(clip_image=clip_images[int(i)], sam_image=sam_images[int(i)],
+                                  resized_size=resized_sizes[int(i)], original_size=original_sizes[int(i)],
+                                  input_ids=ids[mask.bool()][None], max_new_tokens=max_new_tokens)
+                    for i, ids, mask in zip(image_index.tolist(), input_ids, attention_mask)]
+        rows, ended, hidden_steps = self._greedy_batch(clip_images, image_index, input_ids, attention_mask,
+                                                       max_new_tokens)
+        hidden_CTD, all_ids_CT = self._unpad_rows(hidden_steps, input_ids, attention_mask, rows)
+        seg = self._segment_from_hidden(hidden_CTD, all_ids_CT, sam_images, resized_sizes, original_sizes,
+                                        image_index)
+        return [GenerateOutput(token_ids=ids, text=self.tokenizer.decode(ids, skip_special_tokens=False),
+                               mask_logits=seg.mask_logits[c], similarity=seg.similarity[c], points=seg.points[c],
+                               point_labels=seg.point_labels[c], ended=ended[c])
+                for c, ids in enumerate(rows)]
+
+    def _greedy_batch(
+        self, clip_images: torch.Tensor, image_index: torch.Tensor, input_ids: torch.Tensor,
+        attention_mask: torch.Tensor, max_new_tokens: int,
+    ) -> tuple[list[list[int]], list[bool], list[torch.Tensor]]:
+        """Greedy decoding of left-padded rows with a KV cache: (generated ids per row without `</s>`, ended at
+        `</s>` per row, the hidden states of every forward: [(C, T, D), (C, 1, D), ...])."""
+        lm = self.llava.model.language_model
+        embed = lm.get_input_embeddings()
+        eos = self.tokenizer.eos_token_id
+        mask_CT = attention_mask.long()
+        position_CT = (mask_CT.cumsum(-1) - 1).clamp_min(0)
+        cache = DynamicCache(config=lm.config)
+        inputs_CTD = self.embed_inputs(clip_images=clip_images, image_index=image_index, input_ids=input_ids)
+        steps = [lm(inputs_embeds=inputs_CTD, attention_mask=mask_CT, position_ids=position_CT,
+                    past_key_values=cache, use_cache=True).last_hidden_state]
+        C = input_ids.shape[0]
+        rows: list[list[int]] = [[] for _ in range(C)]
+        ended = [False] * C
+        done = [False] * C
+        next_pos_C1 = position_CT[:, -1:] + 1
+        for step in range(max_new_tokens):
+            logits_CV = self.llava.lm_head(steps[-1][:, -1])
+            logits_CV[:, self.image_token_id] = float("-inf")
+            next_C = logits_CV.argmax(-1)
+            appended = [False] * C
+            for c in range(C):
+                if done[c]:
+                    continue
+                token = int(next_C[c])
+                if token == eos:
+                    done[c] = ended[c] = True
+                else:
+                    rows[c].append(token)
+                    appended[c] = True
+                    done[c] = len(rows[c]) == max_new_tokens
+            if step == max_new_tokens - 1:  # the budget: the last tokens need a state only as a "token" [SEG]
+                if self.cfg.seg_hidden_position != "token" or not any(
+                        not ended[c] and rows[c] and rows[c][-1] == self.seg_token_id for c in range(C)):
+                    break
+            elif all(done):  # every row ended at </s>: its tokens all have their states
+                break
+            next_C = next_C.masked_fill(~torch.tensor(appended, device=next_C.device), eos)  # finished rows idle
+            mask_CT = torch.cat([mask_CT, torch.ones_like(mask_CT[:, :1])], 1)
+            out = lm(inputs_embeds=embed(next_C[:, None]), attention_mask=mask_CT, position_ids=next_pos_C1,
+                     past_key_values=cache, use_cache=True)
+            steps.append(out.last_hidden_state)
+            next_pos_C1 = next_pos_C1 + 1
+        return rows, ended, steps
+
+    def _unpad_rows(self, steps: list[torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's real prompt + generated tokens and their states, right-padded into (C, T', D) / (C, T') (the
+        padding ids are the pad token: never [SEG], never an image token)."""
+        hidden_CSD = torch.cat(steps, 1)
+        T = input_ids.shape[1]
+        pad = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                  else self.tokenizer.eos_token_id)
+        seqs, states = [], []
+        for c, generated in enumerate(rows):
+            keep = attention_mask[c].bool()
+            prompt_ids = input_ids[c][keep]
+            ids = torch.cat([prompt_ids, prompt_ids.new_tensor(generated)])
+            hidden = torch.cat([hidden_CSD[c, :T][keep], hidden_CSD[c, T:T + len(generated)]])
+            seqs.append(ids)
+            states.append(hidden)
+        length = max(len(x) for x in seqs)
+        all_ids = input_ids.new_full((len(seqs), length), pad)
+        hidden_out = hidden_CSD.new_zeros(len(seqs), length, hidden_CSD.shape[-1])
+        for c, (ids, hidden) in enumerate(zip(seqs, states)):
+            all_ids[c, : len(ids)] = ids
+            hidden_out[c, : len(hidden)] = hidden
+        return hidden_out, all_ids
+
     def _next_token(self, hidden_D: torch.Tensor) -> int:
         """Greedy next id from a last-position state; the `<image>` placeholder is never chosen."""
         logits_V = self.llava.lm_head(hidden_D)

@@ -21,13 +21,13 @@ import ray
 from demo.config import DemoConfig
 from demo.jobs import pretrain_language, pretrain_vision
 from demo.pointing import gt_masks, similarity_pointing
+from demo.report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve,
+                         format_language_stages, format_side_by_side, grounding_reached, language_stages,
+                         learning_curve, per_query_type, side_by_side, with_summary_columns)
 from jobs import augment, evaluate, preprocess, synth, train, visualize
 from jobs._config import config_yaml, load_config
 from jobs._ray import init_ray
 from pipelines import storage
-from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve,
-                                   format_language_stages, format_side_by_side, grounding_reached, language_stages,
-                                   learning_curve, per_query_type, side_by_side, with_summary_columns)
 from pipelines.evaluate.baseline import BASELINE_CHECKPOINT, baseline_for_shards
 from pipelines.results import load, query_sensitivity
 from pipelines.train.config import TrainConfig

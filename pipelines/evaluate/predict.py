@@ -1,10 +1,12 @@
 """Scoring shard samples with a READ model: one result row per query.
 
 Two modes (docs/metrics.md):
-    teacher_forced  ReasonSeg, RefCOCO family: the fixed evaluation prompt whose answer holds one [SEG]; the
-                    queries of one image go through one `READ.segment` call (chunks of `max_queries_per_forward`).
-    generate        FP-RefCOCO, R-RefCOCO: the short question, greedy `READ.generate`; the prediction is the first
-                    generated [SEG]'s mask, zeros when no [SEG] was generated.
+    teacher_forced  ReasonSeg, RefCOCO family: the protocol's prompt whose answer holds one [SEG]; the queries of
+                    one image go through one `READ.segment` call (chunks of `max_queries_per_forward`).
+    generate        FP-RefCOCO, R-RefCOCO: the protocol's question, greedy decoding; the queries of one image are
+                    decoded together (`READ.generate_batch`, chunks of `max_queries_per_forward`), or one at a time
+                    with READ's padding under protocol=read; the prediction is the first generated [SEG]'s mask,
+                    zeros when no [SEG] was generated.
 The prediction is `logits > 0` at the original image size. A sample whose image cannot be decoded becomes an
 error row.
 
@@ -24,6 +26,7 @@ from model.read_prompt import TEMPLATES, ReadPromptFormat
 from pipelines.data.image import clip_preprocess, decode_rgb, sam_preprocess
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 from pipelines.evaluate.protocol import EvalProtocol, ProtocolPrompt, load_protocol, protocol_prompts, scored_queries
+from pipelines.data.tokenize import left_pad
 from pipelines.predict.prompts import prompt_ids
 from pipelines.evaluate.rows import RunInfo, error_row, query_row
 from pipelines.evaluate.shards import BadSample
@@ -171,7 +174,31 @@ class Evaluator:
         if self.protocol.generation_padding == "read" and ids:
             longest = max(len(x) for x in ids)
             ids = [torch.cat([x.new_full((longest - len(x),), self.pad_id), x]) for x in ids]
-        return [self._generate(sample, shard, p, t, x, image) for p, t, x in zip(prompts, texts, ids)]
+            return [self._generate(sample, shard, p, t, x, image) for p, t, x in zip(prompts, texts, ids)]
+        rows = []
+        step = self.max_queries_per_forward
+        for start in range(0, len(prompts), step):
+            chunk = slice(start, start + step)
+            rows += self._generate_batch(sample, shard, prompts[chunk], texts[chunk], ids[chunk], image)
+        return rows
+
+    @torch.no_grad()
+    def _generate_batch(self, sample: ShardSample, shard: str, prompts: list[ProtocolPrompt], texts: list[str],
+                        ids: list[torch.Tensor], image: dict[str, Any]) -> list[dict[str, Any]]:
+        """Generation rows of queries of one image decoded together (`READ.generate_batch`: left padding masked,
+        KV cache, stop per row; the same tokens and masks as one at a time)."""
+        started = time.perf_counter()
+        input_ids, mask = left_pad(ids, self.pad_id)
+        outs = self.model.generate_batch(
+            clip_images=image["clip"][None], sam_images=image["sam"][None], resized_sizes=[image["resized"]],
+            original_sizes=[image["original"]], image_index=torch.zeros(len(ids), dtype=torch.long,
+                                                                        device=self.device),
+            input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+            max_new_tokens=self.max_new_tokens,
+        )
+        latency = ((time.perf_counter() - started) * 1000.0 + image["ms"]) / len(ids)
+        return [self._generation_row(sample, shard, p, t, out, image, latency)
+                for p, t, out in zip(prompts, texts, outs)]
 
     @torch.no_grad()
     def _generate(self, sample: ShardSample, shard: str, p: ProtocolPrompt, text: str, ids_T: torch.Tensor,
@@ -186,6 +213,10 @@ class Evaluator:
             max_new_tokens=self.max_new_tokens,
         )
         latency = (time.perf_counter() - started) * 1000.0 + image["ms"]
+        return self._generation_row(sample, shard, p, text, out, image, latency)
+
+    def _generation_row(self, sample: ShardSample, shard: str, p: ProtocolPrompt, text: str, out: Any,
+                        image: dict[str, Any], latency: float) -> dict[str, Any]:
         if out.mask_logits.shape[0] == 0:
             pred_HW = np.zeros(image["original"], dtype=bool)
         else:

@@ -103,4 +103,4 @@ def _fail_once(cfg: TrainConfig, step: int) -> None:
 
 
 def _as_dict(row: StepMetrics) -> dict[str, float]:
-    return {k: float(v) for k, v in vars(row).items()}
+    return {k: float(v) for k, v in row.row().items()}

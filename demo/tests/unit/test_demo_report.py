@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from pipelines.demo_report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve,
-                                   format_language_stages, format_side_by_side, grounding_reached, language_stages,
-                                   learning_curve, per_query_type, side_by_side, with_summary_columns)
+from demo.report import (BY_EDIT, ciou_ratio, false_premises_by_edit, format_curve,
+                         format_language_stages, format_side_by_side, grounding_reached, language_stages,
+                         learning_curve, per_query_type, side_by_side, with_summary_columns)
 from schemas.results import QUERY_SCHEMA, SUMMARY_SCHEMA
 
 

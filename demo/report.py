@@ -136,7 +136,7 @@ def format_curve(curve: pd.DataFrame, *, dataset: str, metric: str = "ciou") -> 
 
 LANGUAGE_FIGURES = ("caption_colour", "caption_shape", "lookup_acc", "acc", "point_auc", "point_hit",
                     "answer_see")
-"""The held-out figures of `jobs.pretrain_language` the demo shows per language stage (those a stage reports)."""
+"""The held-out figures of `demo.jobs.pretrain_language` the demo shows per language stage (those a stage reports)."""
 
 
 def language_stages(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame:
