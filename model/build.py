@@ -33,7 +33,7 @@ from model.projector import SegPromptProjector
 from model.read import READ
 from model.read_release import is_read_release_dir, load_llava_base, load_read_release
 from model.sam import build_sam
-from model.tokenizer import IMAGE, SEG, build_tiny_tokenizer
+from model.tokenizer import IMAGE, SEG, SEG_SPACING_KEY, build_tiny_tokenizer
 
 __all__ = ["build_read", "save_export", "load_export", "load_sam_checkpoint", "load_vision_checkpoint",
            "count_parameters"]
@@ -91,6 +91,7 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
     if tokenizer.convert_tokens_to_ids(IMAGE) in (None, tokenizer.unk_token_id):
         raise ValueError(f"model.llava_path={cfg.llava_path!r}: its tokenizer has no {IMAGE} token (not LLaVA-1.5 HF?)")
     tokenizer.add_tokens([SEG])  # a normal added token, as LISA/SESAME/READ do; no-op when already present
+    tokenizer.init_kwargs.setdefault(SEG_SPACING_KEY, "strip")  # the [SEG] state is a word, not "▁" (saved)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token
     llava = LlavaForConditionalGeneration.from_pretrained(str(path), dtype=dtype, device_map=str(device))

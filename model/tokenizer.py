@@ -15,6 +15,12 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from transformers import PreTrainedTokenizerFast
 
 UNK, BOS, EOS, PAD, IMAGE, SEG = "<unk>", "<s>", "</s>", "<pad>", "<image>", "[SEG]"
+SEG_SPACING_KEY = "readseg_seg_spacing"
+"""Tokenizer setting (kept in `init_kwargs`, so `save_pretrained` writes it into tokenizer_config.json and every export
+carries it): how the text before a `[SEG]` is tokenised. "strip": the spaces right before `[SEG]` are dropped, so the
+state READ reads for `[SEG]` (the token before it) is a word (`▁is`, as READ's tokenizer gives), never a lone
+whitespace token (what a Metaspace / byte-level tokenizer makes of "is [SEG]"); "keep" (absent: tokenizers saved
+before the setting existed, and the tiny preset's in-code tokenizer, whose demo runs were measured so): text as is."""
 SPECIAL_TOKENS = (UNK, BOS, EOS, PAD, IMAGE, SEG)
 """Ids 0..5, in this order."""
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from model.read_prompt import IM_START_TOKEN, ReadPromptFormat, expand_image_tokens
+from model.tokenizer import SEG_SPACING_KEY
 from pipelines.data.conversation import ASSISTANT, EOS, ROUND_SEP
 from pipelines.data.templates import IMAGE_TOKEN, SEG_TOKEN
 
@@ -73,6 +74,7 @@ def tokenize(
     eos_id = tokenizer.eos_token_id
     if eos_id is None:
         raise ValueError("tokenizer has no eos token; the LLaVA v1 format ends every answer with </s>")
+    strip = seg_spacing(tokenizer) == "strip"
     ids: list[int] = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
     labels: list[int] = [IGNORE_INDEX] * len(ids)
     for text, supervised in prompt_segments(prompt):
@@ -84,7 +86,7 @@ def tokenize(
                 if j > 0:
                     piece += [image_id] * num_image_tokens
                 if part:
-                    piece += tokenizer.encode(part, add_special_tokens=False)
+                    piece += _encode_text(part, tokenizer, seg_id, strip=strip)
         ids += piece
         labels += piece if supervised else [IGNORE_INDEX] * len(piece)
     num_seg_text = prompt.count(SEG_TOKEN)
@@ -132,6 +134,29 @@ def _truncate(ids: list[int], labels: list[int], *, seg_id: int, image_id: int, 
             )
         ids, labels = ids[:max_length], labels[:max_length]
     return torch.tensor(ids, dtype=torch.long), torch.tensor(labels, dtype=torch.long)
+
+
+def seg_spacing(tokenizer: Any) -> str:
+    """The tokenizer's `SEG_SPACING_KEY` setting: "strip" or "keep" (absent)."""
+    return str((getattr(tokenizer, "init_kwargs", None) or {}).get(SEG_SPACING_KEY, "keep"))
+
+
+def _encode_text(text: str, tokenizer: Any, seg_id: int, *, strip: bool) -> list[int]:
+    """Ids of a text piece without special tokens; with `strip`, the spaces right before each [SEG] are dropped
+    and the pieces between [SEG]s are encoded on their own (READ's slow tokenizer does the same around added
+    tokens: "is [SEG]." -> `▁is`, `[SEG]`, `▁.`)."""
+    if not strip or SEG_TOKEN not in text:
+        return tokenizer.encode(text, add_special_tokens=False)
+    out: list[int] = []
+    parts = text.split(SEG_TOKEN)
+    for k, part in enumerate(parts):
+        if k < len(parts) - 1:
+            part = part.rstrip(" ")
+        if part:
+            out += tokenizer.encode(part, add_special_tokens=False)
+        if k < len(parts) - 1:
+            out.append(seg_id)
+    return out
 
 
 def _single_token_id(tokenizer: Any, token: str) -> int:

@@ -112,3 +112,27 @@ def test_seg_count_equals_mask_count_per_conversation(data_tokenizer):
 def test_left_pad_ends_every_sequence_at_the_last_position():
     ids, mask = left_pad([torch.tensor([5, 6, 7]), torch.tensor([9])], pad_token_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 9]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def test_seg_state_is_a_word_with_strip_spacing(tmp_path):
+    """With the tokenizer's "strip" setting (llava-hf builds get it; it is saved with the tokenizer), the token
+    before [SEG] (the state READ reads) is the last word, never a lone whitespace token; "keep" (the tiny in-code
+    tokenizer, tokenizers saved before the setting) leaves the text as it is."""
+    from transformers import AutoTokenizer
+
+    from model.tokenizer import SEG_SPACING_KEY, build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    prompt = build_prompt([("<image>\nWhere is the red box?", "Sure, it is [SEG] and [SEG].")])
+    kept, _ = tokenize(prompt, tok, P)
+    seg = tok.convert_tokens_to_ids("[SEG]")
+    before_kept = [tok.convert_ids_to_tokens(int(kept[i - 1])) for i in (kept == seg).nonzero()[:, 0]]
+    assert before_kept[0].strip("Ġ▁ ") == ""  # the whitespace token the setting exists for
+    tok.init_kwargs[SEG_SPACING_KEY] = "strip"
+    ids, labels = tokenize(prompt, tok, P)
+    before = [tok.convert_ids_to_tokens(int(ids[i - 1])) for i in (ids == seg).nonzero()[:, 0]]
+    assert [b.strip("Ġ▁ ") for b in before] == ["is", "and"]
+    assert int((ids == seg).sum()) == 2 and bool((labels[ids == seg] == seg).all())
+    tok.save_pretrained(str(tmp_path))
+    again = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert torch.equal(tokenize(prompt, again, P)[0], ids)
