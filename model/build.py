@@ -90,6 +90,7 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.convert_tokens_to_ids(IMAGE) in (None, tokenizer.unk_token_id):
         raise ValueError(f"model.llava_path={cfg.llava_path!r}: its tokenizer has no {IMAGE} token (not LLaVA-1.5 HF?)")
+    had_seg = tokenizer.convert_tokens_to_ids(SEG) not in (None, tokenizer.unk_token_id)
     tokenizer.add_tokens([SEG])  # a normal added token, as LISA/SESAME/READ do; no-op when already present
     tokenizer.init_kwargs.setdefault(SEG_SPACING_KEY, "strip")  # the [SEG] state is a word, not "▁" (saved)
     if tokenizer.pad_token is None:
@@ -97,7 +98,23 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
     llava = LlavaForConditionalGeneration.from_pretrained(str(path), dtype=dtype, device_map=str(device))
     if len(tokenizer) > llava.get_input_embeddings().weight.shape[0]:
         llava.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    if not had_seg:
+        _init_added_rows(llava, tokenizer.convert_tokens_to_ids(SEG))
     return tokenizer, llava
+
+
+NEW_ROW_STD = 0.02
+"""READ grows its vocabulary with `resize_token_embeddings`, whose new rows are drawn from N(0, 0.02)."""
+
+
+@torch.no_grad()
+def _init_added_rows(llava: LlavaForConditionalGeneration, token_id: int) -> None:
+    """The embedding and lm_head rows of a token the base did not have (llava-hf's [SEG] row is one of its unused
+    padding rows) drawn from N(0, 0.02) with the global torch RNG, as READ's `resize_token_embeddings` draws them;
+    recorded in `llava.config.readseg_added_rows` (saved with exports)."""
+    llava.get_input_embeddings().weight[token_id].normal_(0.0, NEW_ROW_STD)
+    llava.get_output_embeddings().weight[token_id].normal_(0.0, NEW_ROW_STD)
+    llava.config.readseg_added_rows = {SEG: {"id": int(token_id), "init": f"normal(0, {NEW_ROW_STD})"}}
 
 
 @torch.no_grad()

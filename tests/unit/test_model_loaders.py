@@ -54,6 +54,10 @@ def test_hf_llava_folder_without_seg_token_gets_one_and_grows_embeddings(tmp_pat
     assert loaded.seg_token_id == rows == len(tok) - 1
     assert loaded.llava.get_input_embeddings().weight.shape[0] == loaded.llava.lm_head.weight.shape[0] == rows + 1
     assert loaded.seg_token_id in tok("is [SEG].", add_special_tokens=False).input_ids
+    rows_of_seg = torch.stack([loaded.llava.get_input_embeddings().weight[loaded.seg_token_id],
+                               loaded.llava.lm_head.weight[loaded.seg_token_id]])
+    assert 0.005 < float(rows_of_seg.std()) < 0.05  # READ's resize_token_embeddings: N(0, 0.02)
+    assert loaded.llava.config.readseg_added_rows["[SEG]"]["id"] == loaded.seg_token_id  # saved with exports
 
 
 def test_sam_pth(tmp_path, tiny_model):
