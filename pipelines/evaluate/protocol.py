@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +43,10 @@ class EvalProtocol:
     generation_padding: str = "none"
     """none: each generation prompt alone | read: an image's prompts left-padded with the pad token to the longest,
     padding attended (READ's test script)."""
+    template_choices: dict = field(default_factory=dict)
+    """Pinned template draws, {query_id: {"question": i, "answer": j}} (indices into read_templates.json), e.g. the
+    choices READ's own run made (from its logs); other queries keep the seeded draw. Given in the YAML, or as
+    `template_choices_file` (JSON, relative to the YAML's folder)."""
 
     def __post_init__(self) -> None:
         for key, allowed in (("teacher_forced_system", tuple(TEMPLATES)), ("generate_system", tuple(TEMPLATES)),
@@ -60,7 +64,14 @@ def load_protocol(name_or_path: str) -> EvalProtocol:
     if not path.is_file():
         shipped = sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml"))
         raise ValueError(f"protocol={name_or_path!r}: no such protocol; choose one of {shipped} or a YAML file")
-    return EvalProtocol(**OmegaConf.to_container(OmegaConf.load(path)))
+    settings = OmegaConf.to_container(OmegaConf.load(path))
+    choices_file = settings.pop("template_choices_file", "")
+    if choices_file:
+        settings["template_choices"] = json.loads((path.parent / choices_file).read_text())
+    try:
+        return EvalProtocol(**settings)
+    except TypeError as err:
+        raise ValueError(f"protocol={name_or_path!r}: {err}") from err
 
 
 @lru_cache(maxsize=1)
@@ -102,10 +113,27 @@ def protocol_prompts(protocol: EvalProtocol, sample: ShardSample, queries: list[
     out = []
     for q in queries:
         if use_read:
-            out.append(_read_prompt(q, sample.dataset, draw, generate=generate))
+            pinned = protocol.template_choices.get(q.query_id)
+            out.append(_read_prompt(q, sample.dataset, _Pinned(draw, pinned) if pinned else draw,
+                                    generate=generate))
         else:
             out.append(_fixed_prompt(q, generate=generate, answer_style=answer_style))
     return out
+
+
+class _Pinned:
+    """The per-image draw with a query's pinned choices: the draws still happen (later queries of the image get
+    the same templates as without the pin), their results are replaced."""
+
+    def __init__(self, draw: random.Random, pinned: dict) -> None:
+        self.draw, self.values = draw, [int(pinned["question"]), int(pinned["answer"])]
+
+    def randrange(self, n: int) -> int:
+        self.draw.randrange(n)
+        value = self.values.pop(0)
+        if not 0 <= value < n:
+            raise ValueError(f"pinned template index {value} is outside the {n} templates")
+        return value
 
 
 def _fixed_prompt(q: Query, *, generate: bool, answer_style: str) -> ProtocolPrompt:

@@ -21,10 +21,11 @@ import torch
 
 from jobs import evaluate as evaluate_job
 from pipelines.evaluate.metrics import decode_rle
+from pipelines.evaluate.protocol import PROTOCOL_DIR, read_templates
 from pipelines.results import load
 from schemas.sample import Query, ShardSample, make_key
 from tests.fixtures.evaluate import write_eval_shard
-from tests.read_tiny import CKPT, REF, skip_without_oracle
+from tests.read_tiny import CKPT, REF, match_template, skip_without_oracle, split_prompt
 
 skip_without_oracle("pytorch_model.bin")
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]
@@ -93,3 +94,72 @@ def test_one_and_two_workers_identical(runs):
     _, one = load(str(runs[1]))
     _, two = load(str(runs[2]))
     pd.testing.assert_frame_equal(one.drop(columns=["latency_ms"]), two.drop(columns=["latency_ms"]))
+
+
+# ------------------------------------------------------------------- the cases whose templates READ drew at random
+def template_case(case: str) -> tuple[Query, dict]:
+    """The query READ's prompt for `case` was made from, and READ's template choices for it (recovered from the
+    drawn strings, which the oracle gives as they are)."""
+    t = read_templates()
+    common = CASES[case]["common"]
+    question, answer = split_prompt(common["prompt"])
+    qi, text = match_template(t["short_question"], question)
+    exists = bool(common.get("gt_exists", common.get("exists", True)))
+    kind = "short_answer" if exists else "correct_answer"
+    ai = match_template(t[kind], answer)[0] if answer else 0  # generation: the answer draw is never shown
+    g = np.load(REF / "golden" / "fp32" / f"{case}.npz")
+    # READ's test script keeps no GT for generated cases; any mask stands in (only the prediction is compared)
+    mask = (g["gt_mask"] if "gt_mask" in g else g["pred_mask"]).astype(np.uint8) if exists else None
+    query = Query(query_id=case, text=text, exists=exists, mask=mask if exists else None,
+                  gt_sent=None if exists else "green triangle")
+    return query, {"question": qi, "answer": ai}
+
+
+@pytest.fixture(scope="module")
+def drawn_runs(local_ray, tmp_path_factory) -> Path:
+    """RefCOCO (teacher-forced, image a2) and FP-RefCOCO (generated, image a3, READ's padding) through
+    jobs.evaluate with the read protocol, READ's template choices pinned (`template_choices_file`)."""
+    root = tmp_path_factory.mktemp("drawn")
+    choices = {}
+    for dataset, image, cases in (("refcoco", "a2", ["tf_refcoco_a2_0", "tf_refcoco_a2_1"]),
+                                  ("fprefcoco", "a3", ["gen_fprefcoco_a3_0", "gen_fprefcoco_a3_1"])):
+        queries = []
+        for case in cases:
+            query, pinned = template_case(case)
+            queries.append(query)
+            choices[case] = pinned
+        h, w = CASES[cases[0]]["common"]["image_size_hw"]
+        png = REF / "images" / f"{image}.png"
+        sample = ShardSample(key=make_key(dataset, "val", 0), dataset=dataset, split="val",
+                             image_bytes=png.read_bytes(), image_format="png", height=h, width=w, queries=queries,
+                             source=str(png))
+        write_eval_shard(root / "data" / dataset / "val" / "shard-000000.tar", [sample])
+    (root / "choices.json").write_text(json.dumps(choices))
+    (root / "read_pinned.yaml").write_text((PROTOCOL_DIR / "read.yaml").read_text()
+                                           + "template_choices_file: choices.json\n")
+    torch.set_num_threads(1)
+    out = root / "eval"
+    evaluate_job.main([f"checkpoint={CKPT}", f"model.clip_path={REF / 'clip-vit-tiny-patch14-336'}",
+                       f"model.sam_arch={REF / 'tiny_arch.json'}", f"protocol={root / 'read_pinned.yaml'}",
+                       f"data=[{root / 'data'}]", f"out={out}", "num_workers=1"])
+    return out
+
+
+def test_drawn_template_cases_through_evaluate(drawn_runs):
+    _, queries = load(str(drawn_runs))
+    assert (queries["error"] == "").all() and len(queries) == 4
+    for case in ["tf_refcoco_a2_0", "tf_refcoco_a2_1", "gen_fprefcoco_a3_0", "gen_fprefcoco_a3_1"]:
+        row = queries[queries["query_id"] == case].iloc[0]
+        common = CASES[case]["common"]
+        g = np.load(REF / "golden" / "fp32" / f"{case}.npz")
+        assert row["prompt"] == common["prompt"], case
+        assert row["mode"] == ("generate" if case.startswith("gen_") else "teacher_forced")
+        if case.startswith("gen_"):
+            assert row["generated_text"] == common["generated_text"], case
+        np.testing.assert_array_equal(decode_rle(row["pred_mask_rle"]), g["pred_mask"].astype(bool))
+        if "similarity" in g:
+            sim = np.asarray(row["similarity"], np.float64)
+            assert np.abs(sim - g["similarity"]).max() <= 1e-4 * np.abs(g["similarity"]).max(), case
+            np.testing.assert_array_equal(np.asarray(row["point_labels"]), g["sasp_labels"])
+            points = np.asarray(row["points_xy"], np.float64).reshape(-1, 2)
+            assert np.abs(points - g["sasp_points"]).max() <= 1e-4 * np.abs(g["sasp_points"]).max(), case

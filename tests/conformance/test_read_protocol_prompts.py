@@ -11,7 +11,6 @@ expected prompt is written below from READ's files.
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from model.read_release import ReadReleaseTokenizer
 from pipelines.evaluate.protocol import (_read_prompt, load_protocol, protocol_prompts, read_templates,
                                          scored_queries)
 from schemas.sample import Query, ShardSample
-from tests.read_tiny import CKPT, REF, skip_without_oracle
+from tests.read_tiny import CKPT, REF, match_template, skip_without_oracle, split_prompt
 
 skip_without_oracle("tokenizer.model")
 CASES = json.loads((REF / "golden" / "cases.json").read_text())["cases"]
@@ -42,22 +41,6 @@ class FixedDraw:
         i = self.indices.pop(0)
         assert 0 <= i < n
         return i
-
-
-def match_template(templates: list[str], text: str) -> tuple[int, str]:
-    """(index, class_name) of the template that formats to `text`."""
-    for i, t in enumerate(templates):
-        pattern = re.escape(t).replace(re.escape("{class_name}"), "(.+?)").replace(re.escape("{gt_name}"), "(.+?)")
-        m = re.fullmatch(pattern, text, flags=re.S)
-        if m:
-            return i, (m.group(1) if m.groups() else "")
-    raise AssertionError(f"no template formats to {text!r}")
-
-
-def split_prompt(prompt: str) -> tuple[str, str | None]:
-    question = prompt.split("USER: ", 1)[1].split(" ASSISTANT:", 1)[0].replace("<im_start><image><im_end>", "<image>")
-    answer = prompt.split(" ASSISTANT:", 1)[1].strip().removesuffix("</s>") or None
-    return question, answer
 
 
 def golden_ids(case: str) -> list[int]:
