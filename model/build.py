@@ -92,7 +92,8 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
         raise ValueError(f"model.llava_path={cfg.llava_path!r}: its tokenizer has no {IMAGE} token (not LLaVA-1.5 HF?)")
     had_seg = tokenizer.convert_tokens_to_ids(SEG) not in (None, tokenizer.unk_token_id)
     tokenizer.add_tokens([SEG])  # a normal added token, as LISA/SESAME/READ do; no-op when already present
-    tokenizer.init_kwargs.setdefault(SEG_SPACING_KEY, "strip")  # the [SEG] state is a word, not "▁" (saved)
+    if not had_seg:  # a base never trained with [SEG]: its state is a word, not "▁" (saved with the tokenizer);
+        tokenizer.init_kwargs.setdefault(SEG_SPACING_KEY, "strip")  # a folder that had [SEG] keeps its convention
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token
     llava = LlavaForConditionalGeneration.from_pretrained(str(path), dtype=dtype, device_map=str(device))

@@ -357,6 +357,16 @@ def _llama_config(config: dict, vocab_rows: int) -> LlamaConfig:
     )
 
 
+def _llava_config(root: pathlib.Path, missing: str) -> dict:
+    """The folder's original-LLaVA config.json, checked (`missing`: the error when there is none)."""
+    config_file = root / "config.json"
+    if not config_file.is_file():
+        raise ValueError(missing)
+    config = json.loads(config_file.read_text())
+    _check_llava_keys(config, root)
+    return config
+
+
 def _check_llava_keys(config: dict, folder: pathlib.Path) -> None:
     projector = config.get("mm_projector_type", "mlp2x_gelu")
     if projector != "mlp2x_gelu":
@@ -387,12 +397,8 @@ def load_read_release(
         a `READ` on the CPU whose `tokenizer` is a `ReadReleaseTokenizer`; `image_token_id` is the extra row.
     """
     root = pathlib.Path(folder)
-    config_file = root / "config.json"
-    if not config_file.is_file():
-        raise ValueError(f"{root}: no config.json; pass the release folder as published (config.json, "
-                         "pytorch_model*.bin, tokenizer.model, added_tokens.json)")
-    config = json.loads(config_file.read_text())
-    _check_llava_keys(config, root)
+    config = _llava_config(root, f"{root}: no config.json; pass the release folder as published (config.json, "
+                                 "pytorch_model*.bin, tokenizer.model, added_tokens.json)")
     tokenizer = ReadReleaseTokenizer.from_pretrained(root)  # raises on a missing tokenizer / no [SEG]
     state = read_release_state_dict(root)
     return _build(root, config, tokenizer, state, clip_path=clip_path, sam_arch=sam_arch, dtype=dtype, cfg=cfg)
@@ -419,12 +425,8 @@ def load_llava_base(
     `sam_checkpoint` (a segment-anything `.pth`), the `[SEG]` projector freshly initialised. `model.added_rows`
     records which rows were initialised so (saved with exports)."""
     root = pathlib.Path(folder)
-    config_file = root / "config.json"
-    if not config_file.is_file():
-        raise ValueError(f"model.llava_path={str(root)!r}: no config.json (an original-layout LLaVA folder has "
-                         "config.json with mm_vision_tower, pytorch_model*.bin and tokenizer.model)")
-    config = json.loads(config_file.read_text())
-    _check_llava_keys(config, root)
+    config = _llava_config(root, f"model.llava_path={str(root)!r}: no config.json (an original-layout LLaVA folder "
+                                 "has config.json with mm_vision_tower, pytorch_model*.bin and tokenizer.model)")
     if not sam_checkpoint or not pathlib.Path(sam_checkpoint).is_file():
         raise ValueError(f"model.sam_checkpoint={sam_checkpoint!r}: a base LLaVA has no SAM; pass "
                          "sam_vit_h_4b8939.pth (segment-anything's release)")

@@ -35,8 +35,7 @@ class PredictWorker:
         device = "cuda" if cfg.use_gpu else "cpu"
         model, tokenizer = load_predict_model(cfg, device=device)
         self.cfg = cfg
-        self.predictor = Predictor(model, tokenizer, max_new_tokens=cfg.max_new_tokens, trace=cfg.trace,
-                                   device=device)
+        self.predictor = Predictor(model, tokenizer, max_new_tokens=cfg.max_new_tokens, device=device)
 
     def ready(self) -> bool:
         return True

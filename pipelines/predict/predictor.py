@@ -53,13 +53,13 @@ class Predictor:
 
     Args:
         model: a `model.read.READ` (eval mode). tokenizer: its tokenizer (`ReadPromptFormat` for release folders).
-        max_new_tokens: generation budget. trace: keep the trace arrays. device: where the model lives.
+        max_new_tokens: generation budget. device: where the model lives.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 512, trace: bool = False,
+    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 512,
                  device: str | torch.device = "cpu") -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.max_new_tokens, self.keep_trace = max_new_tokens, trace
+        self.max_new_tokens = max_new_tokens
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
 
