@@ -97,6 +97,7 @@ class _Judge:
         self.group_categories = head.categories if head is not None and not head.generic else every
         self.group = [o for o in ctx.objects if o.category in self.group_categories]
         self.margin = ctx.margin
+        self._anchor_cache: dict[int, tuple[list[ImageObject], dict[int, str]]] = {}
 
     def constraints(self, obj: ImageObject) -> dict[int, str]:
         """id(constraint) -> verdict for `obj`; the head noun's entry is the category check."""
@@ -193,11 +194,21 @@ class _Judge:
     def relation(self, obj: ImageObject, p: Place) -> str:
         if p.anchor is None or p.direction not in AXIS:
             return UNKNOWN
-        named = p.anchor.categories
-        group = [a for a in self.ctx.objects if not named or a.category in named]
-        anchors = [a for a in group if a.ann_id != obj.ann_id]
-        return t_or([t_and([*(self.attribute(a, m, group) for m in self.desc.attributes_of(p.anchor)),
-                            self._offset(obj, a, p.direction)]) for a in anchors])
+        group, fits = self._anchors(p)
+        return t_or([t_and([fits[a.ann_id], self._offset(obj, a, p.direction)])
+                     for a in group if a.ann_id != obj.ann_id])
+
+    def _anchors(self, p: Place) -> tuple[list[ImageObject], dict[int, str]]:
+        """The objects the anchor noun names and, per object, whether the anchor's attributes fit it (the same for
+        every object judged, so computed once per place)."""
+        key = id(p)
+        if key not in self._anchor_cache:
+            named = p.anchor.categories
+            group = [a for a in self.ctx.objects if not named or a.category in named]
+            fits = {a.ann_id: t_and([self.attribute(a, m, group) for m in self.desc.attributes_of(p.anchor)])
+                    for a in group}
+            self._anchor_cache[key] = (group, fits)
+        return self._anchor_cache[key]
 
     def _offset(self, obj: ImageObject, anchor: ImageObject, direction: str) -> str:
         if anchor.box is None:
