@@ -30,7 +30,8 @@ class PredictWorker:
     in-process and as a Ray actor."""
 
     def __init__(self, cfg: PredictConfig) -> None:
-        torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
+        if cfg.inputs:  # a Ray actor holding cpus_per_worker CPUs; a single request keeps the process's threads
+            torch.set_num_threads(max(1, int(cfg.cpus_per_worker)))
         torch.manual_seed(cfg.seed)
         device = "cuda" if cfg.use_gpu else "cpu"
         model, tokenizer = load_predict_model(cfg, device=device)
