@@ -76,7 +76,7 @@ def similarity_to_points(
         points: (B, K, 2) float32 (x, y) in original-image pixels, differentiable w.r.t. `similarity`.
         labels: (B, K) long in {1, 0, -1}.
     """
-    _check_args(similarity, image_sizes, num_points, t_pos, t_neg, down_sample, clip_size)
+    check_sasp_args(similarity, image_sizes, num_points, t_pos, t_neg, down_sample, clip_size)
     device = similarity.device
     B, P = similarity.shape
     S = math.isqrt(P)
@@ -139,18 +139,21 @@ def to_sam_frame(points: torch.Tensor, image_sizes: Sequence[tuple[int, int]], s
     return points * factor_B12
 
 
-def _check_args(similarity, image_sizes, num_points, t_pos, t_neg, down_sample, clip_size) -> None:
+def check_sasp_args(similarity, image_sizes, num_points, t_pos, t_neg, down_sample, clip_size, *,
+                    caller: str = "similarity_to_points") -> None:
+    """Raise ValueError (prefixed with `caller`) for arguments no SasP implementation accepts (shared by
+    `model.sasp_read`)."""
     if similarity.dim() != 2:
-        raise ValueError(f"similarity_to_points: similarity must be (B, P), got shape {tuple(similarity.shape)}")
+        raise ValueError(f"{caller}: similarity must be (B, P), got shape {tuple(similarity.shape)}")
     B, P = similarity.shape
     S = math.isqrt(P)
     if S * S != P or P == 0:
-        raise ValueError(f"similarity_to_points: P = {P} patches is not a square number; pass one map of S*S patches")
+        raise ValueError(f"{caller}: P = {P} patches is not a square number; pass one map of S*S patches")
     if len(image_sizes) != B:
-        raise ValueError(f"similarity_to_points: {len(image_sizes)} image_sizes for {B} similarity maps; pass one each")
+        raise ValueError(f"{caller}: {len(image_sizes)} image_sizes for {B} similarity maps; pass one each")
     for h, w in image_sizes:
         if int(h) < 1 or int(w) < 1:
-            raise ValueError(f"similarity_to_points: image size ({h}, {w}) must be positive")
+            raise ValueError(f"{caller}: image size ({h}, {w}) must be positive")
     if num_points < 1:
         raise ValueError(f"num_points must be >= 1, got {num_points}")
     if down_sample < 1 or S // down_sample < 1:

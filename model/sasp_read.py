@@ -58,6 +58,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from model.sasp import check_sasp_args
+
 REFINE_CHUNK_ELEMENTS = 1 << 22
 """Upper bound on k * N, the size of each (k, N) float32 temporary of the refinement (k >= 2 regardless)."""
 
@@ -172,31 +174,10 @@ def read_canvas_pad(image_size: tuple[int, int], target: int) -> tuple[int, int]
 
 
 def _check_args(similarity, image_sizes, num_points, t_pos, t_neg, down_sample, clip_size) -> None:
-    if similarity.dim() != 2:
-        raise ValueError(f"read_similarity_to_points: similarity must be (B, P), got shape {tuple(similarity.shape)}")
-    if not similarity.is_floating_point():
+    if similarity.dim() == 2 and not similarity.is_floating_point():
         raise ValueError(f"read_similarity_to_points: similarity must be floating point, got {similarity.dtype}")
-    B, P = similarity.shape
-    S = math.isqrt(P)
-    if S * S != P or P == 0:
-        raise ValueError(
-            f"read_similarity_to_points: P = {P} patches is not a square number; pass one map of S*S patches"
-        )
-    if len(image_sizes) != B:
-        raise ValueError(
-            f"read_similarity_to_points: {len(image_sizes)} image_sizes for {B} similarity maps; pass one each"
-        )
-    for h, w in image_sizes:
-        if int(h) < 1 or int(w) < 1:
-            raise ValueError(f"read_similarity_to_points: image size ({h}, {w}) must be positive")
-    if num_points < 1:
-        raise ValueError(f"num_points must be >= 1, got {num_points}")
-    if down_sample < 1 or S // down_sample < 1:
-        raise ValueError(f"down_sample must be in [1, {S}] for a {S}x{S} similarity map, got {down_sample}")
-    if not 0.0 <= t_neg < t_pos <= 1.0:
-        raise ValueError(f"thresholds must satisfy 0 <= t_neg < t_pos <= 1, got t_neg={t_neg}, t_pos={t_pos}")
-    if clip_size < 1:
-        raise ValueError(f"clip_size must be >= 1, got {clip_size}")
+    check_sasp_args(similarity, image_sizes, num_points, t_pos, t_neg, down_sample, clip_size,
+                    caller="read_similarity_to_points")
 
 
 def _pad_to_canvas(map_11ss: torch.Tensor, image_size: tuple[int, int], target: int, fill: float) -> torch.Tensor:
