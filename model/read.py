@@ -406,26 +406,13 @@ class READ(nn.Module):
     def _greedy_cached(
         self, clip_image: torch.Tensor, input_ids: torch.Tensor, max_new_tokens: int
     ) -> tuple[list[int], bool, torch.Tensor]:
-        """Greedy decoding with a KV cache: (generated ids without `</s>`, ended at `</s>`, hidden (1, T', D)) where
-        the hidden states cover the prompt and every generated token the [SEG] states need."""
-        lm = self.llava.model.language_model
-        embed = lm.get_input_embeddings()
+        """Greedy decoding with a KV cache (`_greedy_batch` on one row): (generated ids without `</s>`, ended at
+        `</s>`, hidden (1, T', D)) where the hidden states cover the prompt and every generated token the [SEG]
+        states need."""
         image_index = torch.zeros(1, dtype=torch.long, device=input_ids.device)
-        inputs_1TD = self.embed_inputs(clip_images=clip_image[None], image_index=image_index, input_ids=input_ids)
-        cache = DynamicCache(config=lm.config)
-        hiddens = [lm(inputs_embeds=inputs_1TD, past_key_values=cache, use_cache=True).last_hidden_state[0]]
-        generated: list[int] = []
-        for step in range(max_new_tokens):
-            next_id = self._next_token(hiddens[-1][-1])
-            if next_id == self.tokenizer.eos_token_id:
-                return generated, True, torch.cat(hiddens, 0)[None]
-            generated.append(next_id)
-            last = step == max_new_tokens - 1
-            if not last or (next_id == self.seg_token_id and self.cfg.seg_hidden_position == "token"):
-                token_11 = torch.tensor([[next_id]], device=input_ids.device)
-                out = lm(inputs_embeds=embed(token_11), past_key_values=cache, use_cache=True)
-                hiddens.append(out.last_hidden_state[0])
-        return generated, False, torch.cat(hiddens, 0)[None]
+        rows, ended, steps = self._greedy_batch(clip_image[None], image_index, input_ids, torch.ones_like(input_ids),
+                                                max_new_tokens)
+        return rows[0], ended[0], torch.cat(steps, 1)
 
     def _greedy_reencoding(
         self, clip_image: torch.Tensor, input_ids: torch.Tensor, max_new_tokens: int
