@@ -31,7 +31,7 @@ from model.export import is_export_dir, load_export, save_export
 from model.presets import llava_config, sam_shape
 from model.projector import SegPromptProjector
 from model.read import READ
-from model.read_release import is_read_release_dir, load_llava_base, load_read_release
+from model.read_release import NEW_ROW_STD, is_read_release_dir, load_llava_base, load_read_release
 from model.sam import build_sam
 from model.tokenizer import IMAGE, SEG, SEG_SPACING_KEY, build_tiny_tokenizer
 
@@ -102,10 +102,6 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
     if not had_seg:
         _init_added_rows(llava, tokenizer.convert_tokens_to_ids(SEG))
     return tokenizer, llava
-
-
-NEW_ROW_STD = 0.02
-"""READ grows its vocabulary with `resize_token_embeddings`, whose new rows are drawn from N(0, 0.02)."""
 
 
 @torch.no_grad()

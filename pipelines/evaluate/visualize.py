@@ -25,7 +25,8 @@ from pipelines.evaluate.metrics import decode_rle
 from pipelines.evaluate.shards import read_shard
 from schemas.sample import ShardSample
 
-_POINT_COLOURS = {1: (0, 230, 0), 0: (240, 30, 30), -1: (160, 160, 160)}
+POINT_COLOURS = {1: (0, 230, 0), 0: (240, 30, 30), -1: (160, 160, 160)}
+"""SasP point colours by label: positive green, negative red, neutral / padding grey (panels and overlays)."""
 _CAPTION_H = 34
 
 
@@ -132,7 +133,7 @@ def _points(base: Image.Image, points_flat: np.ndarray, labels_K: np.ndarray, sc
     points_K2 = points_flat.reshape(-1, 2)
     for (x, y), label in zip(points_K2, labels_K.reshape(-1)):
         cx, cy, r = x * scale, y * scale, 3
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=_POINT_COLOURS.get(int(label), (255, 255, 0)),
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=POINT_COLOURS.get(int(label), (255, 255, 0)),
                      outline=(0, 0, 0))
     return img
 

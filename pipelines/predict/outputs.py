@@ -15,10 +15,9 @@ from PIL import Image, ImageDraw
 
 from pipelines import storage
 from pipelines.evaluate.metrics import encode_rle
+from pipelines.evaluate.visualize import POINT_COLOURS
 from pipelines.predict.predictor import Prediction
 from schemas.results import PREDICTION_SCHEMA, validate_predictions
-
-_POINT_COLOURS = {1: (0, 230, 0), 0: (240, 30, 30), -1: (160, 160, 160)}
 
 
 def prediction_row(pred: Prediction, *, checkpoint: str) -> dict[str, Any]:
@@ -60,7 +59,7 @@ def overlay(rgb_HW3: np.ndarray, mask_HW: np.ndarray, points_K2: np.ndarray, lab
     for (x, y), label in zip(points_K2.tolist(), labels_K.tolist()):
         if label == -1 and x == 0 and y == 0:
             continue
-        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=_POINT_COLOURS[int(label)],
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=POINT_COLOURS[int(label)],
                      outline=(255, 255, 255))
     return img
 
