@@ -79,6 +79,19 @@ def sam_preprocess(rgb_HW3: np.ndarray, size: int) -> tuple[torch.Tensor, tuple[
     return out_3SS, (new_h, new_w)
 
 
+def model_image(rgb_HW3: np.ndarray, *, clip_size: int, sam_size: int, device: torch.device | str,
+                dtype: torch.dtype) -> dict:
+    """One image as READ's inference takes it: {"clip": (3, c, c), "sam": (3, s, s)} on `device` in `dtype`,
+    "resized": (h', w') inside SAM's frame, "original": (H, W)."""
+    sam_3SS, resized = sam_preprocess(rgb_HW3, sam_size)
+    return {
+        "clip": clip_preprocess(rgb_HW3, clip_size).to(device, dtype),
+        "sam": sam_3SS.to(device, dtype),
+        "resized": resized,
+        "original": (int(rgb_HW3.shape[0]), int(rgb_HW3.shape[1])),
+    }
+
+
 def mask_target(mask_HW: np.ndarray) -> torch.Tensor:
     """uint8 (H, W) in {0, 1, 255} -> float (H, W) training target: 1 where mask == 1, else 0 (ignore -> background)."""
     return torch.from_numpy(mask_HW == 1).float()

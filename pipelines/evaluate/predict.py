@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from model.read_prompt import TEMPLATES, ReadPromptFormat
-from pipelines.data.image import clip_preprocess, decode_rgb, sam_preprocess
+from pipelines.data.image import decode_rgb, model_image
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 from pipelines.evaluate.protocol import EvalProtocol, ProtocolPrompt, load_protocol, protocol_prompts, scored_queries
 from pipelines.data.tokenize import left_pad
@@ -105,15 +105,9 @@ class Evaluator:
 
     def _prepare_image(self, rgb_HW3: np.ndarray) -> dict[str, Any]:
         started = time.perf_counter()
-        clip_3CC = clip_preprocess(rgb_HW3, self.model.clip_image_size)
-        sam_3SS, resized = sam_preprocess(rgb_HW3, self.model.sam_image_size)
-        return {
-            "clip": clip_3CC.to(self.device, self.dtype),
-            "sam": sam_3SS.to(self.device, self.dtype),
-            "resized": resized,
-            "original": (int(rgb_HW3.shape[0]), int(rgb_HW3.shape[1])),
-            "ms": (time.perf_counter() - started) * 1000.0,
-        }
+        image = model_image(rgb_HW3, clip_size=self.model.clip_image_size, sam_size=self.model.sam_image_size,
+                            device=self.device, dtype=self.dtype)
+        return image | {"ms": (time.perf_counter() - started) * 1000.0}
 
     def _prompt(self, p: ProtocolPrompt, *, generate: bool) -> str:
         """The conversation text of one query in the checkpoint's format (READ layout: `<im_start>` wrapping)."""

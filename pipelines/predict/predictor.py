@@ -16,7 +16,7 @@ import torch
 
 from model.build import build_read
 from pipelines import storage
-from pipelines.data.image import clip_preprocess, decode_rgb, sam_preprocess
+from pipelines.data.image import decode_rgb, model_image
 from pipelines.predict.config import PredictConfig
 from pipelines.predict.prompts import prompt_ids, prompt_text
 from pipelines.predict.requests import PredictRequest
@@ -113,10 +113,9 @@ class Predictor:
     def _run(self, mode: str, rgb_HW3: np.ndarray, ids_T: torch.Tensor) -> dict[str, Any]:
         """Trace arrays (see PredictConfig.trace) and, in generate mode, the text."""
         model = self.model
-        clip_3CC = clip_preprocess(rgb_HW3, model.clip_image_size).to(self.device, self.dtype)
-        sam_3SS, resized = sam_preprocess(rgb_HW3, model.sam_image_size)
-        sam_3SS = sam_3SS.to(self.device, self.dtype)
-        original = (int(rgb_HW3.shape[0]), int(rgb_HW3.shape[1]))
+        image = model_image(rgb_HW3, clip_size=model.clip_image_size, sam_size=model.sam_image_size,
+                            device=self.device, dtype=self.dtype)
+        clip_3CC, sam_3SS, resized, original = image["clip"], image["sam"], image["resized"], image["original"]
         ids_1T = ids_T[None].to(self.device)
         trace: dict[str, Any] = {}
         if mode == "generate":
