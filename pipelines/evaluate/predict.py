@@ -166,8 +166,7 @@ class Evaluator:
         texts = [self._prompt(p, generate=True) for p in prompts]
         ids = [self._ids(t) for t in texts]
         if self.protocol.generation_padding == "read" and ids:
-            longest = max(len(x) for x in ids)
-            ids = [torch.cat([x.new_full((longest - len(x),), self.pad_id), x]) for x in ids]
+            ids = list(left_pad(ids, self.pad_id)[0])  # READ attends the padding: the mask is not used
             return [self._generate(sample, shard, p, t, x, image) for p, t, x in zip(prompts, texts, ids)]
         rows = []
         step = self.max_queries_per_forward
