@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -92,7 +93,8 @@ class ProtocolPrompt:
 
 
 def is_reasonseg(dataset: str) -> bool:
-    return "reasonseg" in "".join(c for c in dataset.lower() if c.isalpha())
+    """Whether a dataset name is ReasonSeg's, whatever its spelling ("ReasonSeg", "reason_seg", ...)."""
+    return "reasonseg" in re.sub(r"[^a-z]", "", dataset.lower())
 
 
 def scored_queries(protocol: EvalProtocol, sample: ShardSample) -> list[Query]:

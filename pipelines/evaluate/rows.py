@@ -6,13 +6,13 @@ Legend: H, W = original image size; P = similarity-map cells (side*side); K = Sa
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipelines.evaluate import metrics
+from pipelines.evaluate.protocol import is_reasonseg
 from schemas.arrow import empty_row
 from schemas.results import QUERY_SCHEMA
 from schemas.sample import Query, ShardSample
@@ -28,7 +28,7 @@ class RunInfo:
 
 def subset_of(dataset: str, query: Query) -> str:
     """ReasonSeg queries are "long" (is_sentence) or "short"; every other dataset's are "all"."""
-    if "reasonseg" in re.sub(r"[^a-z]", "", dataset.lower()):
+    if is_reasonseg(dataset):
         return "long" if query.is_sentence else "short"
     return "all"
 
