@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
-from jobs._config import config_yaml, load_config
+from jobs._config import load_config, write_config
 from pipelines.synth import SynthConfig, write_all
 
 
@@ -20,7 +19,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     cfg = load_config(SynthConfig, sys.argv[1:] if argv is None else argv)
     start = time.perf_counter()
     summary = write_all(cfg)
-    (Path(cfg.out) / "config.yaml").write_text(config_yaml(cfg))
+    write_config(cfg.out, cfg)
     for name, splits in summary.items():
         print(f"synth: {name:<11} " + "  ".join(f"{split} {json.dumps(counts)}" for split, counts in splits.items()))
     images = sum(s["images"] for splits in summary.values() for s in splits.values())
