@@ -33,7 +33,7 @@ class DemoConfig:
     """`dataset:split` pairs given false-premise variants, written to `<out>/shards/<dataset>_fp-<split>/`."""
     pretrain_vision: bool = False
     """Pretrain the tiny model's vision tower first (demo.jobs.pretrain_vision into `<out>/vision/`; the stand-in for
-    CLIP's pretraining) and start every evaluated and trained model from it (model.vision_checkpoint)."""
+    CLIP's pretraining) and start every evaluated and trained model from it (model.tiny.vision_checkpoint)."""
     vision: list[str] = field(default_factory=list)
     """Extra `key=value` options of demo.jobs.pretrain_vision (steps, batch_size, ...)."""
     pretrain_language: bool = False

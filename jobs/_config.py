@@ -9,6 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.nodes import StringNode
 from omegaconf.errors import OmegaConfBaseException
 
+from model.config import MOVED_KEYS as MODEL_MOVED_KEYS
+
 T = TypeVar("T")
 
 
@@ -38,14 +40,48 @@ def load_config(schema: type[T], argv: list[str] | None, *, base: dict | None = 
         merged = OmegaConf.merge(
             structured,
             OmegaConf.create(base or {}),
-            *[OmegaConf.load(f) for f in files],
-            _overrides(structured, overrides),
+            *[_upgraded(OmegaConf.load(f), where=f) for f in files],
+            _overrides(structured, [_upgraded_override(o) for o in overrides]),
         )
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except FileNotFoundError as err:
         raise SystemExit(f"config file not found: {err.filename}") from err
     except (OmegaConfBaseException, ValueError, TypeError) as err:
         raise SystemExit(f"bad configuration: {err}") from err
+
+
+MOVED_KEYS = {f"model.{old}": f"model.{new}" for old, new in MODEL_MOVED_KEYS.items()} | {
+    "model.answer_style": "prompt_format.answer_style"}
+"""Dotted keys of older configs (config.yaml files written before SasP, the tiny overrides and the prompt format
+moved) -> where they live now. Old files and overrides still load; a note on stderr says what to write instead."""
+
+
+def _upgraded(layer: DictConfig, *, where: str) -> DictConfig:
+    """A YAML layer with MOVED_KEYS moved to their new place."""
+    values = {old: OmegaConf.select(layer, old, default=_ABSENT) for old in MOVED_KEYS}
+    values = {old: value for old, value in values.items() if value is not _ABSENT}
+    if not values:
+        return layer
+    tree = OmegaConf.to_container(layer, resolve=False)
+    for old in values:
+        parent, _, leaf = old.rpartition(".")
+        del tree[parent][leaf]
+        print(f"{where}: {old} is now {MOVED_KEYS[old]} (read as such)", file=sys.stderr)
+    upgraded = OmegaConf.create(tree)
+    for old, value in values.items():
+        OmegaConf.update(upgraded, MOVED_KEYS[old], value, force_add=True)
+    return upgraded
+
+
+def _upgraded_override(override: str) -> str:
+    key, sep, value = override.partition("=")
+    if key in MOVED_KEYS:
+        print(f"override {key}=...: {key} is now {MOVED_KEYS[key]} (read as such)", file=sys.stderr)
+        return f"{MOVED_KEYS[key]}{sep}{value}"
+    return override
+
+
+_ABSENT = object()
 
 
 def _overrides(structured: DictConfig, overrides: list[str]) -> DictConfig:

@@ -17,17 +17,17 @@ import sys
 
 from jobs._config import config_yaml, load_config
 from jobs._ray import ray_session
-from pipelines.evaluate.config import EvaluateConfig, checkpoint_model_defaults
+from pipelines.evaluate.config import EvaluateConfig, checkpoint_defaults
 from pipelines.evaluate.driver import EvalReport, evaluate
 from pipelines.results import format_summary
 
 
 def load_evaluate_config(argv: list[str]) -> EvaluateConfig:
-    """The job's config; model.* defaults to what the checkpoint brings (an export's training settings; READ's
-    numerics for a release folder)."""
+    """The job's config; model.* and prompt_format.* default to what the checkpoint brings (an export's training
+    settings and prompt format; READ's numerics for a release folder)."""
     cfg = load_config(EvaluateConfig, argv)
-    trained = checkpoint_model_defaults(cfg.checkpoint)
-    return load_config(EvaluateConfig, argv, base={"model": trained}) if trained else cfg
+    brought = checkpoint_defaults(cfg.checkpoint)
+    return load_config(EvaluateConfig, argv, base=brought) if brought else cfg
 
 
 def main(argv: list[str] | None = None) -> EvalReport:

@@ -16,16 +16,17 @@ import sys
 
 from jobs._config import config_yaml, load_config
 from jobs._ray import ray_session
-from pipelines.evaluate.config import checkpoint_model_defaults
+from pipelines.evaluate.config import checkpoint_defaults
 from pipelines.predict.config import PredictConfig
 from pipelines.predict.driver import predict
 
 
 def load_predict_config(argv: list[str]) -> PredictConfig:
-    """The job's config; model.* defaults to what the checkpoint brings (`checkpoint_model_defaults`)."""
+    """The job's config; model.* and prompt_format.* default to what the checkpoint brings
+    (`checkpoint_defaults`)."""
     cfg = load_config(PredictConfig, argv)
-    brought = checkpoint_model_defaults(cfg.checkpoint)
-    return load_config(PredictConfig, argv, base={"model": brought}) if brought else cfg
+    brought = checkpoint_defaults(cfg.checkpoint)
+    return load_config(PredictConfig, argv, base=brought) if brought else cfg
 
 
 def main(argv: list[str] | None = None):

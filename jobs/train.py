@@ -17,13 +17,21 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from jobs._config import load_config, write_config
 from jobs._ray import ray_session
+from model.prompt_format import saved_prompt_format
 from pipelines.train.config import TrainConfig
 from pipelines.train.loop import train_loop_per_worker
 from pipelines.train.preflight import absolute_local_paths, check_config
 
 
+def load_train_config(argv: list[str]) -> TrainConfig:
+    """The job's config; prompt_format.* defaults to the prompt format of an export in model.read_checkpoint."""
+    cfg = load_config(TrainConfig, argv)
+    saved = saved_prompt_format(cfg.model.read_checkpoint)
+    return load_config(TrainConfig, argv, base={"prompt_format": saved}) if saved else cfg
+
+
 def main(argv: list[str] | None = None) -> Result:
-    cfg = load_config(TrainConfig, sys.argv[1:] if argv is None else argv)
+    cfg = load_train_config(sys.argv[1:] if argv is None else argv)
     absolute_local_paths(cfg)  # workers may run in another directory
     try:
         check_config(cfg)  # before any worker starts: shard patterns, dataset mix, model preset

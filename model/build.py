@@ -9,7 +9,7 @@
     needed), or LLaVA-1.5 in the original layout (config.json with `mm_vision_tower`, e.g. liuhaotian/llava-v1.5-7b;
     CLIP from `clip_path` or its `mm_vision_tower`) built as READ builds it (`model.read_release.load_llava_base`).
   * `sam_checkpoint`: SAM weights from a segment-anything `.pth`.
-  * `vision_checkpoint`: vision-tower weights (`.safetensors`), e.g. the tiny tower demo.jobs.pretrain_vision writes.
+  * `tiny.vision_checkpoint`: vision-tower weights (`.safetensors`) over a random-init tiny tower.
   * `read_checkpoint`: our export folder (then everything comes from it); a READ / LISA / SESAME release folder as
     published (`model.read_release`: architecture, tokenizer and weights from the folder, CLIP from `clip_path` or
     its `mm_vision_tower`, no preset); or a released checkpoint file in the original naming, loaded on top of the
@@ -58,11 +58,11 @@ def build_read(cfg: ReadModelConfig, *, device: str | torch.device = "cpu") -> t
     with construction(device, dtype):
         sam = build_sam(shape)
         projector = SegPromptProjector(llm_dim=llava.config.text_config.hidden_size, prompt_dim=shape.prompt_dim,
-                                       init_gain=cfg.projector_init_gain)
+                                       init_gain=cfg.tiny.projector_init_gain)
     if cfg.sam_checkpoint:
         load_sam_checkpoint(sam, cfg.sam_checkpoint)
-    if cfg.vision_checkpoint:
-        load_vision_checkpoint(llava.model.vision_tower, cfg.vision_checkpoint)
+    if cfg.tiny.vision_checkpoint:
+        load_vision_checkpoint(llava.model.vision_tower, cfg.tiny.vision_checkpoint)
     model = READ(
         cfg=cfg, llava=llava, sam=sam, projector=projector, tokenizer=tokenizer,
         seg_token_id=tokenizer.convert_tokens_to_ids(SEG), image_token_id=llava.config.image_token_id,
@@ -81,8 +81,8 @@ def _build_llava(cfg: ReadModelConfig, device, dtype: torch.dtype):
         )
         with construction(device, dtype):
             llava = LlavaForConditionalGeneration(config)
-        if cfg.llm_init_std:
-            _reinit_decoder_linears(llava.model.language_model, cfg.llm_init_std)
+        if cfg.tiny.llm_init_std:
+            _reinit_decoder_linears(llava.model.language_model, cfg.tiny.llm_init_std)
         return tokenizer, llava
     path = pathlib.Path(cfg.llava_path)
     if not (path / "config.json").is_file():
@@ -132,9 +132,10 @@ def load_sam_checkpoint(sam: torch.nn.Module, path: str) -> None:
 def load_vision_checkpoint(tower: torch.nn.Module, path: str) -> None:
     """Load a vision-tower state dict (`.safetensors`, keys as in `tower.state_dict()`) into `tower`."""
     if not pathlib.Path(path).is_file():
-        raise ValueError(f"model.vision_checkpoint={path!r} does not exist; pass the vision_tower.safetensors that "
-                         "demo.jobs.pretrain_vision wrote, or leave it empty")
-    _load_exactly(tower, load_file(path, device="cpu"), key="model.vision_checkpoint", path=path, what="vision tower")
+        raise ValueError(f"model.tiny.vision_checkpoint={path!r} does not exist; pass an existing vision-tower "
+                         ".safetensors file, or leave it empty")
+    _load_exactly(tower, load_file(path, device="cpu"), key="model.tiny.vision_checkpoint", path=path,
+                  what="vision tower")
 
 
 def _load_exactly(module: torch.nn.Module, state: dict, *, key: str, path: str, what: str) -> None:

@@ -1,20 +1,95 @@
-"""READ model configuration: which preset, which weights, SasP and loss settings, and tiny-size overrides."""
+"""READ model configuration: which preset and weights, SasP (`SaspConfig`), the loss weights, and the tiny preset's
+random-init overrides (`TinyConfig`, accepted only with preset=tiny)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 PRESETS = ("tiny", "read-7b", "read-13b")
 SEG_HIDDEN_POSITIONS = ("before", "token")
 DTYPES = ("float32", "bfloat16")
 NUMERICS = ("exact", "read")
 """exact: SasP and SAM's encodings in exact float32 arithmetic; read: READ's own arithmetic (model.numerics)."""
-ANSWER_STYLES = ("plain", "echo")
-"""plain: READ's answers; echo: short queries are named before their [SEG] (pipelines.data.templates)."""
+
+WEIGHT_PATH_KEYS = ("llava_path", "sam_checkpoint", "read_checkpoint", "clip_path", "sam_arch",
+                    "tiny.vision_checkpoint")
+"""`ReadModelConfig` fields (dotted below `model.`) that name weight files or folders."""
 
 
-WEIGHT_PATH_KEYS = ("llava_path", "sam_checkpoint", "read_checkpoint", "vision_checkpoint", "clip_path", "sam_arch")
-"""`ReadModelConfig` fields that name weight files or folders."""
+@dataclass(kw_only=True)
+class SaspConfig:
+    """Similarity as Points: how a [SEG]'s similarity map becomes SAM point prompts (model.sasp.*). Passed whole to
+    the SasP functions (`model.sasp`, `model.sasp_read`), whose keyword arguments these fields are."""
+
+    num_points: int = 30
+    """Points per [SEG]."""
+    t_pos: float = 0.8
+    """Cells with normalised similarity >= t_pos become positive points."""
+    t_neg: float = 0.2
+    """Cells with normalised similarity in [0, t_neg] become negative points."""
+    down_sample: int = 2
+    """The patch-grid similarity map is downsampled by this factor before cells are selected (1: every patch)."""
+
+    def __post_init__(self) -> None:
+        if self.num_points <= 0:
+            raise ValueError(f"model.sasp.num_points must be > 0, got {self.num_points}")
+        if not 0.0 <= self.t_neg < self.t_pos <= 1.0:
+            raise ValueError(f"model.sasp.t_neg/t_pos must satisfy 0 <= t_neg < t_pos <= 1, got "
+                             f"{self.t_neg}/{self.t_pos}")
+        if self.down_sample <= 0:
+            raise ValueError(f"model.sasp.down_sample must be > 0, got {self.down_sample}")
+
+    def kwargs(self) -> dict[str, Any]:
+        """{num_points, t_pos, t_neg, down_sample} for the SasP functions."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(kw_only=True)
+class TinyConfig:
+    """Size and initialisation overrides of the tiny preset's random-init build (model.tiny.*); a real preset refuses
+    them. 0 keeps the preset value."""
+
+    clip_image_size: int = 0
+    """CLIP input side in px (tiny: 112 -> 8x8 patches of 14 px)."""
+    sam_image_size: int = 0
+    """SAM input side in px, a multiple of 16 (tiny: 256)."""
+    clip_hidden_size: int = 0
+    """CLIP width (tiny: 64); its MLP is twice as wide."""
+    clip_num_layers: int = 0
+    """CLIP blocks (tiny: 2). LLaVA reads the second-to-last block, so with 2 the features come from one block."""
+    llm_hidden_size: int = 0
+    """LLM hidden size (tiny: 128); its MLP is twice as wide."""
+    llm_num_layers: int = 0
+    """LLM decoder layers (tiny: 2)."""
+    llm_init_std: float = 0.0
+    """Standard deviation of the LLM decoder layers' linear weights (0: Hugging Face's initializer_range, 0.02)."""
+    projector_init_gain: float = 1.0
+    """The [SEG] projector's last layer is initialised this many times larger than nn.Linear's default."""
+    vision_checkpoint: str = ""
+    """Vision-tower weights (.safetensors, the tower's own state dict) loaded over the built tower. Empty: keep the
+    tower as built."""
+
+    def __post_init__(self) -> None:
+        for key in ("clip_image_size", "clip_hidden_size", "clip_num_layers", "sam_image_size", "llm_hidden_size",
+                    "llm_num_layers"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"model.tiny.{key} must be >= 0 (0 = preset value), got {getattr(self, key)}")
+        if self.sam_image_size % 16:
+            raise ValueError(f"model.tiny.sam_image_size must be a multiple of 16 (SAM patch), got "
+                             f"{self.sam_image_size}")
+        if self.llm_init_std < 0:
+            raise ValueError(f"model.tiny.llm_init_std must be >= 0 (0 = Hugging Face's default), got "
+                             f"{self.llm_init_std}")
+        if self.projector_init_gain <= 0:
+            raise ValueError(f"model.tiny.projector_init_gain must be > 0, got {self.projector_init_gain}")
+
+    def changed(self) -> dict[str, Any]:
+        """The fields set away from their defaults."""
+        default = TinyConfig()
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
 
 
 @dataclass(kw_only=True)
@@ -24,13 +99,10 @@ class ReadModelConfig:
     preset: str = "tiny"
     """Architecture: tiny (random init, built in code) | read-7b | read-13b (LLaVA-1.5 + CLIP-L/336 + SAM ViT-H)."""
     llava_path: str = ""
-    """Hugging Face LLaVA-1.5 folder (save_pretrained layout). Empty: random init with the preset's shapes."""
+    """Hugging Face LLaVA-1.5 folder (save_pretrained layout), or LLaVA-1.5 in the original layout (then with
+    clip_path). Empty: random init with the preset's shapes."""
     sam_checkpoint: str = ""
     """segment-anything state dict (.pth, e.g. sam_vit_h_4b8939.pth). Empty: random init."""
-    vision_checkpoint: str = ""
-    """Vision-tower weights (.safetensors, the tower's own state dict) loaded over the built tower, e.g. the
-    `vision_tower.safetensors` that demo.jobs.pretrain_vision writes for the tiny preset. Empty: keep the tower as
-    built."""
     read_checkpoint: str = ""
     """Released LISA/SESAME/READ checkpoint in the original LLaVA naming (file or folder), or our export folder."""
     clip_path: str = ""
@@ -48,18 +120,8 @@ class ReadModelConfig:
     """[SEG] id in `read_checkpoint`'s vocabulary when it differs from ours (e.g. 32000 in LISA); -1: same ids."""
     seg_hidden_position: str = "before"
     """Hidden state used for each [SEG]: 'before' (the position predicting [SEG], as released checkpoints) | 'token'."""
-    num_points: int = 30
-    """SasP: points per [SEG] (READ-13B used 60)."""
-    t_pos: float = 0.8
-    """SasP: cells >= t_pos become positive points (READ-13B used 0.6)."""
-    t_neg: float = 0.2
-    """SasP: cells in [0, t_neg] become negative points."""
-    down_sample: int = 2
-    """SasP: the patch-grid similarity map is downsampled by this factor before selecting cells (READ-13B used 1)."""
-    answer_style: str = "plain"
-    """Answers the model is trained and evaluated with: plain (READ: "Sure, it is [SEG].") | echo (a short query is
-    named right before its [SEG]: "Sure, the red circle [SEG]."; the tiny grounding demo). Read by the loader and the
-    evaluation prompt, saved with exports."""
+    sasp: SaspConfig = field(default_factory=SaspConfig)
+    """Similarity as Points settings (points per [SEG], thresholds, map downsampling)."""
     ce_weight: float = 1.0
     """Weight of the next-token cross-entropy."""
     bce_weight: float = 2.0
@@ -68,29 +130,14 @@ class ReadModelConfig:
     """Weight of the mask Dice loss."""
     dtype: str = "float32"
     """Parameter dtype: float32 | bfloat16."""
-    clip_image_size: int = 0
-    """Random-init builds only: CLIP input side in px (0: preset value; tiny 112 -> 8x8 patches of 14 px)."""
-    sam_image_size: int = 0
-    """Random-init builds only: SAM input side in px, a multiple of 16 (0: preset value; tiny 256)."""
-    clip_hidden_size: int = 0
-    """Random-init builds only: CLIP width (0: preset value; tiny 64); its MLP is twice as wide."""
-    clip_num_layers: int = 0
-    """Random-init builds only: CLIP blocks (0: preset value; tiny 2). LLaVA reads the second-to-last block, so the
-    tiny tower's features come from a single block unless this is raised."""
-    llm_hidden_size: int = 0
-    """Random-init builds only: LLM hidden size (0: preset value; tiny 128)."""
-    llm_num_layers: int = 0
-    """Random-init builds only: LLM decoder layers (0: preset value; tiny 2)."""
-    llm_init_std: float = 0.0
-    """Random-init builds only: standard deviation of the LLM decoder layers' linear weights (0: Hugging Face's
-    initializer_range, 0.02, which suits 4096-wide models). 0.05 for the 128-wide tiny LLM shortens its plateau on
-    yes/no presence questions in most seeds, but not READ's loop (measured: docs/demo_grounding.md, "Why See
-    stays at 50")."""
-    projector_init_gain: float = 1.0
-    """Random-init builds only: the [SEG] projector's last layer is initialised this many times larger than
-    nn.Linear's default, so the [SEG] prompt starts at the scale of SAM's point embeddings (tiny grounding demo: 10)."""
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+    """Random-init size and initialisation overrides, accepted only with preset=tiny."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.sasp, dict):
+            self.sasp = SaspConfig(**self.sasp)
+        if isinstance(self.tiny, dict):
+            self.tiny = TinyConfig(**self.tiny)
         if self.preset not in PRESETS:
             raise ValueError(f"model.preset must be one of {PRESETS}, got {self.preset!r}")
         if self.seg_hidden_position not in SEG_HIDDEN_POSITIONS:
@@ -101,24 +148,57 @@ class ReadModelConfig:
             raise ValueError(f"model.dtype must be one of {DTYPES} (fp16 is not supported), got {self.dtype!r}")
         if self.numerics not in NUMERICS:
             raise ValueError(f"model.numerics must be one of {NUMERICS}, got {self.numerics!r}")
-        if self.num_points <= 0:
-            raise ValueError(f"model.num_points must be > 0, got {self.num_points}")
-        if not 0.0 <= self.t_neg < self.t_pos <= 1.0:
-            raise ValueError(f"model.t_neg/t_pos must satisfy 0 <= t_neg < t_pos <= 1, got {self.t_neg}/{self.t_pos}")
-        if self.down_sample <= 0:
-            raise ValueError(f"model.down_sample must be > 0, got {self.down_sample}")
-        if self.answer_style not in ANSWER_STYLES:
-            raise ValueError(f"model.answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
-        if self.llm_init_std < 0:
-            raise ValueError(f"model.llm_init_std must be >= 0 (0 = Hugging Face's default), got {self.llm_init_std}")
-        if self.projector_init_gain <= 0:
-            raise ValueError(f"model.projector_init_gain must be > 0, got {self.projector_init_gain}")
         for key in ("ce_weight", "bce_weight", "dice_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"model.{key} must be >= 0, got {getattr(self, key)}")
-        for key in ("clip_image_size", "clip_hidden_size", "clip_num_layers", "sam_image_size", "llm_hidden_size",
-                    "llm_num_layers"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"model.{key} must be >= 0 (0 = preset value), got {getattr(self, key)}")
-        if self.sam_image_size % 16:
-            raise ValueError(f"model.sam_image_size must be a multiple of 16 (SAM patch), got {self.sam_image_size}")
+        if self.preset != "tiny" and self.tiny.changed():
+            changed = ", ".join(f"model.tiny.{k}={v}" for k, v in self.tiny.changed().items())
+            raise ValueError(f"{changed}: model.tiny.* overrides apply only to preset=tiny, not {self.preset!r}; "
+                             "remove them")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, where: str = "model config") -> "ReadModelConfig":
+        """A config from its `dataclasses.asdict` form; the flat layout written before SasP and the tiny overrides
+        were nested (exports of format version 1, old config.yaml files) is converted (`upgrade_flat_keys`).
+        `answer_style`, which moved to `model.prompt_format.PromptFormat`, is dropped here."""
+        values = upgrade_flat_keys({k: v for k, v in values.items() if k != "answer_style"})
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{where}: unknown model keys {unknown}")
+        return cls(**values)
+
+    def map_weight_paths(self, fn: Callable[[str], str]) -> "ReadModelConfig":
+        """A copy with `fn` applied to every weight path (WEIGHT_PATH_KEYS)."""
+        tiny = dataclasses.replace(self.tiny, vision_checkpoint=fn(self.tiny.vision_checkpoint))
+        top = {key: fn(getattr(self, key)) for key in WEIGHT_PATH_KEYS if "." not in key}
+        return dataclasses.replace(self, tiny=tiny, **top)
+
+    def weight_paths(self) -> dict[str, str]:
+        """{dotted key: path} of every weight path (WEIGHT_PATH_KEYS), set or not."""
+        return {key: self.tiny.vision_checkpoint if key == "tiny.vision_checkpoint" else getattr(self, key)
+                for key in WEIGHT_PATH_KEYS}
+
+
+MOVED_KEYS = {
+    **{key: f"sasp.{key}" for key in ("num_points", "t_pos", "t_neg", "down_sample")},
+    **{key: f"tiny.{key}" for key in ("clip_image_size", "sam_image_size", "clip_hidden_size", "clip_num_layers",
+                                      "llm_hidden_size", "llm_num_layers", "llm_init_std", "projector_init_gain",
+                                      "vision_checkpoint")},
+}
+"""Flat `model.*` keys of the layout before SasP and the tiny overrides were nested -> their new dotted key."""
+
+
+def upgrade_flat_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (a ReadModelConfig as a dict) with flat keys of the old layout moved under `sasp` / `tiny`. Tiny
+    overrides left at their defaults are dropped, so that an old real-preset config converts."""
+    out = {k: v for k, v in values.items() if k not in MOVED_KEYS}
+    defaults = {**SaspConfig().kwargs(), **dataclasses.asdict(TinyConfig())}
+    for old, new in MOVED_KEYS.items():
+        if old not in values:
+            continue
+        group, key = new.split(".")
+        if group == "tiny" and values[old] == defaults[key]:
+            continue
+        out.setdefault(group, {})
+        out[group] = {**out[group], key: values[old]} if isinstance(out[group], dict) else out[group]
+    return out

@@ -1,5 +1,9 @@
 """Our own exported READ model: `model.safetensors` + `read_config.json` (ReadModelConfig, LLaVA config, SAM shape,
-token ids) + the tokenizer files. LoRA must be merged before export (`pipelines.train.freeze.merge_lora`).
+token ids) + the tokenizer files + `prompt_format.json` (`model.prompt_format`). LoRA must be merged before export
+(`pipelines.train.freeze.merge_lora`).
+
+Format version 2 nests SasP and the tiny overrides (`model.sasp`, `model.tiny`) and keeps the answer style in
+prompt_format.json; version-1 exports (flat keys, `answer_style` in read_config) load unchanged.
 
 The folder is written under a temporary name and renamed into place, so a crash never leaves a half export.
 """
@@ -15,19 +19,24 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlavaConfig, LlavaForConditionalGeneration
 
-from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
+from model.config import ReadModelConfig
 from model.construct import construction
+from model.prompt_format import PromptFormat
 from model.projector import SegPromptProjector
 from model.read import READ
 from model.read_release import FORMAT_FILE, ReadReleaseTokenizer
 from model.sam import SamShape, build_sam
 
 EXPORT_FORMAT = "readseg-export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 CONFIG_FILE = "read_config.json"
 WEIGHTS_FILE = "model.safetensors"
-_NO_WEIGHT_PATHS = dict.fromkeys(WEIGHT_PATH_KEYS, "")
-"""An export carries every weight itself: its config never points back at the files it was built from."""
+
+
+def _no_weight_paths(cfg: ReadModelConfig) -> ReadModelConfig:
+    """An export carries every weight itself: its config never points back at the files it was built from."""
+    return cfg.map_weight_paths(lambda _: "")
 
 
 def is_export_dir(path: str) -> bool:
@@ -35,9 +44,11 @@ def is_export_dir(path: str) -> bool:
     return (pathlib.Path(path) / CONFIG_FILE).is_file()
 
 
-def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> None:
-    """Write `model` (LoRA merged), `tokenizer` and `cfg` into `out_dir` (an existing folder is replaced). Not atomic
-    by itself: jobs write exports through `pipelines.storage.atomic_folder` (`pipelines.train.export`)."""
+def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str,
+                prompt_format: PromptFormat | None = None) -> None:
+    """Write `model` (LoRA merged), `tokenizer`, `cfg` and `prompt_format` (default: READ's plain answers) into
+    `out_dir` (an existing folder is replaced). Not atomic by itself: jobs write exports through
+    `pipelines.storage.atomic_folder` (`pipelines.train.export`)."""
     state = model.state_dict()
     lora = [k for k in state if "lora_" in k or ".base_layer." in k]
     if lora:
@@ -54,7 +65,7 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
     meta = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
-        "read_config": dataclasses.asdict(cfg) | _NO_WEIGHT_PATHS,
+        "read_config": dataclasses.asdict(_no_weight_paths(cfg)),
         "llava_config": model.llava.config.to_dict(),
         "sam_shape": _sam_shape_of(model).to_dict(),
         "seg_token_id": model.seg_token_id,
@@ -64,6 +75,7 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str) -> N
         meta["added_rows"] = model.added_rows
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
     tokenizer.save_pretrained(str(out))
+    (prompt_format or PromptFormat()).save(out)
 
 
 def load_export(
@@ -75,11 +87,12 @@ def load_export(
     if not is_export_dir(out_dir):
         raise ValueError(f"{out_dir!r} is not a READ export folder (no {CONFIG_FILE})")
     meta = json.loads((folder / CONFIG_FILE).read_text())
-    if meta.get("format") != EXPORT_FORMAT or meta.get("version") != EXPORT_VERSION:
-        raise ValueError(f"{out_dir}/{CONFIG_FILE}: format {meta.get('format')} v{meta.get('version')} unsupported")
-    cfg = ReadModelConfig(**meta["read_config"])
-    if runtime_cfg is not None:
-        cfg = dataclasses.replace(runtime_cfg, preset=cfg.preset, **_NO_WEIGHT_PATHS)
+    if meta.get("format") != EXPORT_FORMAT or meta.get("version") not in READABLE_VERSIONS:
+        raise ValueError(f"{out_dir}/{CONFIG_FILE}: format {meta.get('format')} v{meta.get('version')} unsupported "
+                         f"(this readseg reads {EXPORT_FORMAT} v{READABLE_VERSIONS}; use the readseg that wrote it)")
+    cfg = ReadModelConfig.from_dict(meta["read_config"], where=f"{out_dir}/{CONFIG_FILE}")
+    if runtime_cfg is not None:  # the architecture (and how it was built) stays the export's
+        cfg = _no_weight_paths(dataclasses.replace(runtime_cfg, preset=cfg.preset, tiny=cfg.tiny))
     dtype = getattr(torch, cfg.dtype)
     if (folder / FORMAT_FILE).is_file():  # READ's prompt format (a model trained from a READ release folder)
         tokenizer = ReadReleaseTokenizer.from_export(folder)

@@ -74,34 +74,35 @@ SAM_SHAPES = {
 def sam_shape(cfg: ReadModelConfig) -> SamShape:
     """The preset's SAM shape with the `sam_image_size` override applied."""
     shape = SAM_SHAPES[cfg.preset]
-    if cfg.sam_image_size:
-        shape = SamShape.from_dict({**shape.to_dict(), "image_size": cfg.sam_image_size})
+    if cfg.tiny.sam_image_size:
+        shape = SamShape.from_dict({**shape.to_dict(), "image_size": cfg.tiny.sam_image_size})
     return shape
 
 
 def llava_config(cfg: ReadModelConfig, *, vocab_size: int, image_token_id: int, pad_token_id: int) -> LlavaConfig:
     """A LlavaConfig for a random-init build of `cfg.preset` (with the tiny-size overrides applied)."""
     s = LLAVA_SHAPES[cfg.preset]
-    clip_size = cfg.clip_image_size or s.clip_image_size
+    clip_size = cfg.tiny.clip_image_size or s.clip_image_size
     if clip_size % s.clip_patch_size:
-        raise ValueError(f"model.clip_image_size must be a multiple of {s.clip_patch_size}, got {clip_size}")
-    hidden = cfg.llm_hidden_size or s.llm_hidden_size
+        raise ValueError(f"model.tiny.clip_image_size must be a multiple of {s.clip_patch_size}, got {clip_size}")
+    hidden = cfg.tiny.llm_hidden_size or s.llm_hidden_size
     if hidden % s.llm_num_heads:
-        raise ValueError(f"model.llm_hidden_size must be a multiple of {s.llm_num_heads} heads, got {hidden}")
-    intermediate = s.llm_intermediate_size if not cfg.llm_hidden_size else 2 * hidden
-    clip_hidden = cfg.clip_hidden_size or s.clip_hidden_size
+        raise ValueError(f"model.tiny.llm_hidden_size must be a multiple of {s.llm_num_heads} heads, got {hidden}")
+    intermediate = s.llm_intermediate_size if not cfg.tiny.llm_hidden_size else 2 * hidden
+    clip_hidden = cfg.tiny.clip_hidden_size or s.clip_hidden_size
     if clip_hidden % s.clip_num_heads:
-        raise ValueError(f"model.clip_hidden_size must be a multiple of {s.clip_num_heads} heads, got {clip_hidden}")
+        raise ValueError(f"model.tiny.clip_hidden_size must be a multiple of {s.clip_num_heads} heads, got "
+                         f"{clip_hidden}")
     vision = CLIPVisionConfig(
         hidden_size=clip_hidden,
-        intermediate_size=s.clip_intermediate_size if not cfg.clip_hidden_size else 2 * clip_hidden,
-        num_hidden_layers=cfg.clip_num_layers or s.clip_num_layers, num_attention_heads=s.clip_num_heads,
+        intermediate_size=s.clip_intermediate_size if not cfg.tiny.clip_hidden_size else 2 * clip_hidden,
+        num_hidden_layers=cfg.tiny.clip_num_layers or s.clip_num_layers, num_attention_heads=s.clip_num_heads,
         image_size=clip_size, patch_size=s.clip_patch_size,
         projection_dim=768 if cfg.preset != "tiny" else clip_hidden,
     )
     text = LlamaConfig(
         vocab_size=max(vocab_size, s.vocab_size), hidden_size=hidden, intermediate_size=intermediate,
-        num_hidden_layers=cfg.llm_num_layers or s.llm_num_layers, num_attention_heads=s.llm_num_heads,
+        num_hidden_layers=cfg.tiny.llm_num_layers or s.llm_num_layers, num_attention_heads=s.llm_num_heads,
         num_key_value_heads=s.llm_num_heads, max_position_embeddings=4096, rms_norm_eps=1e-5,
         pad_token_id=pad_token_id, tie_word_embeddings=False,
     )

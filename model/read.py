@@ -461,8 +461,7 @@ class READ(nn.Module):
         sizes_N = [tuple(original_sizes[i]) for i in image_N]
         to_points = read_similarity_to_points if self.cfg.numerics == "read" else similarity_to_points
         points_NK2, labels_NK = to_points(
-            similarity_NP, sizes_N, num_points=self.cfg.num_points, t_pos=self.cfg.t_pos, t_neg=self.cfg.t_neg,
-            down_sample=self.cfg.down_sample, clip_size=self.clip_image_size,
+            similarity_NP, sizes_N, **self.cfg.sasp.kwargs(), clip_size=self.clip_image_size,
         )
         similarity_NP = similarity_NP.float()
         prompt_NE = self.projector(seg_hidden_ND)

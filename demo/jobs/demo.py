@@ -68,8 +68,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                 per_shard]))
         data = "data=[" + ",".join(storage.join(shards, name) for name in cfg.eval_data) + "]"
         untrained, trained = storage.join(out, "eval-untrained"), storage.join(out, "eval")
-        model_overrides = [arg for arg in cfg.train if arg.startswith("model.")]  # same architecture as trained
-        weights = _pretrained_tower(cfg, out, model_overrides) if cfg.pretrain_vision else []
+        # the same architecture and prompt format as trained
+        model_overrides = [arg for arg in cfg.train if arg.startswith(("model.", "prompt_format."))]
+        architecture = [arg for arg in model_overrides if arg.startswith("model.")]
+        weights = _pretrained_tower(cfg, out, architecture) if cfg.pretrain_vision else []
         if cfg.pretrain_language:  # the pretrained LLaVA holds the tower it was trained with
             weights = _pretrained_llava(cfg, out, [*model_overrides, *weights])
         model_overrides += weights
@@ -109,7 +111,7 @@ def _pretrained_tower(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
     weights = storage.join(vision, pretrain_vision.WEIGHTS)
     _step("pretrain the vision tower on fresh scenes", weights, lambda: pretrain_vision.main(
         [f"out={vision}", f"seed={cfg.seed}", f"num_cpus={cfg.num_cpus}", *model_overrides, *cfg.vision]))
-    return [f"model.vision_checkpoint={weights}"]
+    return [f"model.tiny.vision_checkpoint={weights}"]
 
 
 def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> list[str]:
@@ -118,7 +120,7 @@ def _pretrained_llava(cfg: DemoConfig, out: str, model_overrides: list[str]) -> 
     skipping complete runs; returns the override that loads the last one."""
     language = storage.join(out, "language")
     stages = cfg.language_stages or [[]]
-    later = [o for o in model_overrides if not o.startswith("model.vision_checkpoint=")]
+    later = [o for o in model_overrides if not o.startswith("model.tiny.vision_checkpoint=")]
     previous: list[str] = []
     metrics: dict[str, pd.DataFrame] = {}
     for k, options in enumerate(stages, start=1):

@@ -1,9 +1,9 @@
 """Pretrain the tiny preset's vision tower on fresh synthetic scenes, as one Ray task.
 
     python -m demo.jobs.pretrain_vision out=runs/vision [steps=6000] \
-        [model.clip_num_layers=4 model.clip_hidden_size=128] [ray_address=auto]
+        [model.tiny.clip_num_layers=4 model.tiny.clip_hidden_size=128] [ray_address=auto]
 
-Writes vision_tower.safetensors (load it with model.vision_checkpoint=... and the same model.clip_* overrides),
+Writes vision_tower.safetensors (load it with model.tiny.vision_checkpoint=... and the same model.clip_* overrides),
 metrics.parquet (held-out accuracy of the patch labels, beside the majority answer) and config.yaml. See
 demo/vision/pretrain.py for why.
 """
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     weights, rows = run_one_task(_pretrain, cfg, address=cfg.ray_address, num_cpus=cfg.num_cpus)
     storage.atomic_write_parquet(storage.join(cfg.out, "metrics.parquet"), pa.Table.from_pylist(rows))
     storage.atomic_write_bytes(storage.join(cfg.out, WEIGHTS), weights)  # last: its presence means complete
-    print(f"[pretrain_vision] wrote {storage.join(cfg.out, WEIGHTS)}; use model.vision_checkpoint=<that path>")
+    print(f"[pretrain_vision] wrote {storage.join(cfg.out, WEIGHTS)}; use model.tiny.vision_checkpoint=<that path>")
     return rows
 
 

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 
 from demo.language.questions import KINDS
-from model.config import ReadModelConfig
+from model.config import ReadModelConfig, TinyConfig
+from model.prompt_format import PromptFormat
 
 OBJECTIVES = ("caption", "presence", "lookup", "pointing", "answers")
 BEST_METRICS = {"acc": "presence", "lookup_acc": "lookup", "point_auc": "pointing", "answer_see": "answers"}
@@ -29,11 +30,14 @@ class LanguagePretrainConfig:
 
     out: str = "runs/language"
     """Output folder: llava/ (a Hugging Face LLaVA folder for model.llava_path), metrics.parquet, config.yaml."""
-    model: ReadModelConfig = field(default_factory=lambda: ReadModelConfig(llm_init_std=0.05))
+    model: ReadModelConfig = field(default_factory=lambda: ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     """The READ model whose LLaVA is pretrained; only the tiny preset (real presets load LLaVA from llava_path).
     llm_init_std 0.05: the random LLM leaves its plateau sooner (docs/demo_grounding.md, "Why See stays at 50").
     `model.llava_path` set to the llava/ folder of an earlier run of this job continues from it: a curriculum, one
     stage per run."""
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    """How READ's conversations answer ("pointing" and "answers" objectives): pass the same
+    prompt_format.answer_style as the READ training that follows."""
     objectives: list[str] = field(default_factory=lambda: ["presence"])
     """What the LLaVA learns, summed: "caption" (LLaVA's first stage: the scene's objects named from left to right,
     demo/language/captions.py), "presence" (yes/no questions of `kinds`), "lookup" ("What colour is the
@@ -51,8 +55,8 @@ class LanguagePretrainConfig:
     """AdamW peak learning rate: linear warmup over `warmup_steps`, then linear decay to 0 at `steps`."""
     warmup_steps: int = 100
     freeze_vision_tower: bool = False
-    """Keep the CLIP tower as built or loaded (`model.vision_checkpoint`), as LLaVA-1.5 and READ freeze CLIP; train
-    the projector and LLM only. With a tower pretrained per patch (`demo.jobs.pretrain_vision`) the LLM then learns
+    """Keep the CLIP tower as built or loaded (`model.tiny.vision_checkpoint`), as LLaVA-1.5 and READ freeze CLIP;
+    train the projector and LLM only. With a tower pretrained per patch (`demo.jobs.pretrain_vision`) the LLM then learns
     shape presence, which it does not while the tower trains along (docs/demo_grounding.md, "Why See stays at 50")."""
     target_accuracy: float = 0.0
     """Stop at the first evaluation whose held-out yes/no accuracy (all kinds) reaches this; 0: train all `steps`.

@@ -99,7 +99,7 @@ class PointingSampler:
                 query = Query(query_id=str(len(ids)), text=edited[0].text(), exists=False, gt_sent=expr.text(),
                               query_type="false_premise")
                 edit = edited[1]
-            conversation = query_conversation(query, rng=rng, meta={}, answer_style=cfg.model.answer_style)
+            conversation = query_conversation(query, rng=rng, meta={}, answer_style=cfg.prompt_format.answer_style)
             input_ids, answer_labels = tokenize(conversation.prompt, self.tokenizer, self.num_image_tokens)
             ids.append(input_ids)
             labels.append(answer_labels)

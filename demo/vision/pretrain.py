@@ -3,7 +3,7 @@
 READ starts from LLaVA-1.5, whose CLIP ViT-L/14 patch features already say what is where; the tiny preset's tower
 starts random, and inside READ's training it learns shapes too slowly for the false-premise decision
 (docs/demo_grounding.md, "Why See stays at 50"). Here every patch feature learns to name the colour and the shape
-of the object covering its patch (or background), from scenes drawn afresh every step; then `model.vision_checkpoint`
+of the object covering its patch (or background), from scenes drawn afresh every step; then `model.tiny.vision_checkpoint`
 loads the tower into READ. It never sees a query, a mask prompt or a dataset image.
 
 The head is linear on the features LLaVA reads (`vision_feature_layer`, CLS dropped), so what it learns is what the

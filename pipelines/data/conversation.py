@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from model.config import ANSWER_STYLES
+from model.prompt_format import ANSWER_STYLES
 from pipelines.data import templates
 from pipelines.data.premises import PremisePolicy
 from pipelines.sources import SEMSEG_DATASETS
@@ -92,7 +92,7 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
         text: the query text; is_sentence: long (sentence) template when True.
         with_answer: True -> teacher-forced prompt holding the fixed answer with one [SEG];
             False -> generation prompt ending at "ASSISTANT:".
-        answer_style: the style the model was trained with (model.config.ANSWER_STYLES); "echo" names a short query
+        answer_style: the style the model was trained with (model.prompt_format.ANSWER_STYLES); "echo" names a short query
             in the teacher-forced answer.
     """
     question = eval_question(text, is_sentence=is_sentence)

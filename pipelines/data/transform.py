@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from model.prompt_format import PromptFormat
 from pipelines.data.collate import Example
 from pipelines.data.conversation import build_conversations
 from pipelines.data.image import clip_preprocess, decode_rgb, mask_target, sam_preprocess
@@ -28,7 +29,7 @@ class ModelInputSpec:
     sam_image_size: int
     """SAM input side (1024 for the real presets)."""
     answer_style: str = "plain"
-    """How true short queries are answered (model.config.ANSWER_STYLES), the model's `cfg.answer_style`."""
+    """How true short queries are answered (model.prompt_format.ANSWER_STYLES): the prompt format's."""
 
     def __post_init__(self) -> None:
         for name in ("num_image_tokens", "clip_image_size", "sam_image_size"):
@@ -36,13 +37,13 @@ class ModelInputSpec:
                 raise ValueError(f"ModelInputSpec.{name} must be > 0, got {getattr(self, name)}")
 
     @classmethod
-    def from_model(cls, model: Any) -> "ModelInputSpec":
-        """Read the sizes and the answer style (`cfg.answer_style`) off a `model.read.READ`."""
+    def from_model(cls, model: Any, prompt_format: PromptFormat | None = None) -> "ModelInputSpec":
+        """The sizes of a `model.read.READ` and the answer style of `prompt_format` (default: plain)."""
         return cls(
             num_image_tokens=int(model.num_image_tokens),
             clip_image_size=int(model.clip_image_size),
             sam_image_size=int(model.sam_image_size),
-            answer_style=str(model.cfg.answer_style),
+            answer_style=(prompt_format or PromptFormat()).answer_style,
         )
 
 

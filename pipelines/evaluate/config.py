@@ -11,8 +11,9 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
+from model.config import ReadModelConfig, upgrade_flat_keys
 from model.export import CONFIG_FILE, is_export_dir
+from model.prompt_format import PromptFormat, saved_prompt_format
 from model.read_release import is_read_release_dir
 from pipelines import storage
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
@@ -20,19 +21,17 @@ from schemas.results import QUERY_TABLE_VERSION
 
 MODES = ("auto", TEACHER_FORCED, GENERATE)
 
-EXPORT_DEFAULT_KEYS = (
-    "preset", "seg_hidden_position", "num_points", "t_pos", "t_neg", "down_sample", "dtype", "answer_style",
-)
+EXPORT_DEFAULT_KEYS = ("preset", "seg_hidden_position", "sasp", "dtype")
 """model.* settings an evaluation takes from the export it evaluates unless the user sets them."""
 
 
 def export_model_defaults(checkpoint: str) -> dict[str, Any]:
-    """{key: value} of EXPORT_DEFAULT_KEYS as the export at `checkpoint` was trained with; {} when `checkpoint` is
-    empty or not an export folder (the job then reports that itself)."""
+    """{key: value} of EXPORT_DEFAULT_KEYS as the export at `checkpoint` was trained with (`sasp` as a dict);
+    {} when `checkpoint` is empty or not an export folder (the job then reports that itself)."""
     if not checkpoint or not is_export_dir(checkpoint):
         return {}
     meta = json.loads(pathlib.Path(checkpoint, CONFIG_FILE).read_text())
-    trained = meta.get("read_config", {})
+    trained = upgrade_flat_keys(meta.get("read_config", {}))
     return {key: trained[key] for key in EXPORT_DEFAULT_KEYS if key in trained}
 
 
@@ -70,6 +69,13 @@ def checkpoint_model_defaults(checkpoint: str) -> dict[str, Any]:
     return export_model_defaults(checkpoint)
 
 
+def checkpoint_defaults(checkpoint: str) -> dict[str, Any]:
+    """The config layer a checkpoint brings to evaluation and prediction: {"model": checkpoint_model_defaults,
+    "prompt_format": the prompt format saved with it}, empty parts left out."""
+    layer = {"model": checkpoint_model_defaults(checkpoint), "prompt_format": saved_prompt_format(checkpoint)}
+    return {key: value for key, value in layer.items() if value}
+
+
 @dataclass(kw_only=True)
 class EvaluateConfig:
     """What to evaluate, with which model, where to write, and on how many workers."""
@@ -84,6 +90,8 @@ class EvaluateConfig:
     model: ReadModelConfig = field(default_factory=ReadModelConfig)
     """Model preset and weights; an export's preset must equal model.preset. With an export `checkpoint`, the
     preset and runtime settings (SasP, [SEG] position, dtype) default to the export's (`export_model_defaults`)."""
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    """How the model was trained to answer (answer style); defaults to the checkpoint's prompt_format.json."""
     data: list[str] = MISSING
     """Shard folders (searched recursively for *.tar) or .tar files, e.g. [runs/shards/refcoco/val]."""
     out: str = MISSING
@@ -133,8 +141,7 @@ class EvaluateConfig:
         """Make the local (non-URI) checkpoint, weight, data and output paths absolute in place, as the driver sees
         them: evaluation workers may run in another directory."""
         self.checkpoint = storage.absolute_local(self.checkpoint)
-        for key in WEIGHT_PATH_KEYS:
-            setattr(self.model, key, storage.absolute_local(getattr(self.model, key)))
+        self.model = self.model.map_weight_paths(storage.absolute_local)
         self.data = [storage.absolute_local(path) for path in self.data]
         self.out = storage.absolute_local(self.out)
 
@@ -153,6 +160,7 @@ class EvaluateConfig:
             "run_id": self.run_id,
             "checkpoint": self.checkpoint,
             "model": asdict(self.model),
+            "prompt_format": asdict(self.prompt_format),
             "shards": shard_urls,
             "mode": self.mode,
             "protocol": self.protocol,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from model.read_prompt import TEMPLATES, ReadPromptFormat
+from model.prompt_format import PromptFormat
 from pipelines.data.image import decode_rgb, model_image
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED
 from pipelines.evaluate.protocol import EvalProtocol, ProtocolPrompt, load_protocol, protocol_prompts, scored_queries
@@ -43,6 +44,7 @@ class Evaluator:
         mode_of: dataset name -> "teacher_forced" | "generate".
         max_new_tokens: generation budget per query.
         protocol: which queries are scored and their prompts (`pipelines.evaluate.protocol`); default clean.
+        prompt_format: how the model was trained to answer (the checkpoint's prompt_format.json); default plain.
         max_queries_per_forward: teacher-forced chunk size.
         device: where the model lives.
     """
@@ -58,12 +60,14 @@ class Evaluator:
         max_queries_per_forward: int = 16,
         device: str | torch.device = "cpu",
         protocol: EvalProtocol | None = None,
+        prompt_format: PromptFormat | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.run = run
         self.mode_of = mode_of
         self.protocol = protocol or load_protocol("clean")
+        self.prompt_format = prompt_format or PromptFormat()
         self.max_new_tokens = max_new_tokens
         self.max_queries_per_forward = max_queries_per_forward
         self.device = torch.device(device)
@@ -90,7 +94,7 @@ class Evaluator:
             if self.mode_of(item.dataset) == GENERATE:
                 return self._generate_all(item, shard, queries, image)
             prompts = protocol_prompts(self.protocol, item, queries, generate=False,
-                                       answer_style=self.model.cfg.answer_style)
+                                       answer_style=self.prompt_format.answer_style)
             rows = []
             step = self.max_queries_per_forward
             for start in range(0, len(prompts), step):
@@ -162,7 +166,7 @@ class Evaluator:
         """Generation rows for an image's queries, one at a time; with the protocol's `read` padding each prompt is
         first left-padded with the pad token to the image's longest (READ's collate_fn_test)."""
         prompts = protocol_prompts(self.protocol, sample, queries, generate=True,
-                                   answer_style=self.model.cfg.answer_style)
+                                   answer_style=self.prompt_format.answer_style)
         texts = [self._prompt(p, generate=True) for p in prompts]
         ids = [self._ids(t) for t in texts]
         if self.protocol.generation_padding == "read" and ids:

@@ -86,6 +86,7 @@ class EvalWorker:
             protocol=protocol,
             max_queries_per_forward=cfg.max_queries_per_forward,
             device=device,
+            prompt_format=cfg.prompt_format,
         )
         # Arrow/Parquet initialise lazily (~0.4 s on first use); pay that once here, not inside the first part write.
         pq.write_table(rows_to_table([]), io.BytesIO())

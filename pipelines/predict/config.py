@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
+from model.config import ReadModelConfig
+from model.prompt_format import PromptFormat
 from pipelines import storage
 
 MODES = ("segment", "generate")
@@ -25,6 +26,9 @@ class PredictConfig:
     model: ReadModelConfig = field(default_factory=ReadModelConfig)
     """Model settings; `model.clip_path` / `model.sam_arch` for release folders, `model.dtype`, `model.numerics`
     (release folders default to `read`)."""
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    """How the model was trained to answer (answer style) when `query` builds the conversation; defaults to the
+    checkpoint's prompt_format.json."""
     image: str = ""
     """One image file (any format PIL reads; EXIF orientation applied). Unused with `inputs`."""
     query: str = ""
@@ -80,5 +84,4 @@ class PredictConfig:
         """Local (non-URI) paths made absolute in place: Ray actors may run in another directory."""
         for key in ("checkpoint", "image", "inputs", "out"):
             setattr(self, key, storage.absolute_local(getattr(self, key)))
-        for key in WEIGHT_PATH_KEYS:
-            setattr(self.model, key, storage.absolute_local(getattr(self.model, key)))
+        self.model = self.model.map_weight_paths(storage.absolute_local)

@@ -36,7 +36,8 @@ class PredictWorker:
         device = "cuda" if cfg.use_gpu else "cpu"
         model, tokenizer = load_predict_model(cfg, device=device)
         self.cfg = cfg
-        self.predictor = Predictor(model, tokenizer, max_new_tokens=cfg.max_new_tokens, device=device)
+        self.predictor = Predictor(model, tokenizer, max_new_tokens=cfg.max_new_tokens, device=device,
+                                   answer_style=cfg.prompt_format.answer_style)
 
     def ready(self) -> bool:
         return True
@@ -52,7 +53,7 @@ class PredictWorker:
 
 
 def _fingerprint(cfg: PredictConfig) -> dict[str, Any]:
-    keep = ("checkpoint", "model", "max_new_tokens", "seed", "protocol")
+    keep = ("checkpoint", "model", "prompt_format", "max_new_tokens", "seed", "protocol")
     return {k: v for k, v in asdict(cfg).items() if k in keep}
 
 

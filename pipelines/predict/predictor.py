@@ -54,11 +54,13 @@ class Predictor:
     Args:
         model: a `model.read.READ` (eval mode). tokenizer: its tokenizer (`ReadPromptFormat` for release folders).
         max_new_tokens: generation budget. device: where the model lives.
+        answer_style: how the model was trained to answer (`model.prompt_format`), for prompts built from a query.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 512,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", answer_style: str = "plain") -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
+        self.answer_style = answer_style
         self.max_new_tokens = max_new_tokens
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
@@ -66,7 +68,7 @@ class Predictor:
     def prompt_length(self, request: PredictRequest) -> int:
         """Tokens of the request's prompt with its image expanded (0 when the prompt cannot be built)."""
         try:
-            text = prompt_text(request, self.tokenizer, answer_style=self.model.cfg.answer_style)
+            text = prompt_text(request, self.tokenizer, answer_style=self.answer_style)
             return len(prompt_ids(text, self.tokenizer, self.model.num_image_tokens))
         except ValueError:
             return 0
@@ -95,7 +97,7 @@ class Predictor:
         except (OSError, ValueError) as err:
             return Prediction(request=request, error=f"image {request.image}: {err}")
         try:
-            text = prompt_text(request, self.tokenizer, answer_style=self.model.cfg.answer_style)
+            text = prompt_text(request, self.tokenizer, answer_style=self.answer_style)
             ids_T = prompt_ids(text, self.tokenizer, self.model.num_image_tokens)
             if left_pad:
                 ids_T = torch.cat([ids_T.new_full((left_pad,), int(self.tokenizer.pad_token_id)), ids_T])

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from model.config import ReadModelConfig
+from model.prompt_format import PromptFormat
 from pipelines import storage
 from pipelines.data.config import DataConfig
 from pipelines.train.freeze import TrainableConfig
@@ -93,6 +94,9 @@ class TrainConfig:
 
     model: ReadModelConfig = field(default_factory=ReadModelConfig)
     """The READ model (preset, weights, SasP, loss weights)."""
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    """How conversations are written (answer style); saved with the export. Defaults to the prompt format of the
+    export named by model.read_checkpoint."""
     data: DataConfig = field(default_factory=DataConfig)
     """The streaming loader (dataset mix, shards, batching)."""
     trainable: TrainableConfig = field(default_factory=TrainableConfig)

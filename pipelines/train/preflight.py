@@ -3,7 +3,7 @@ starts a cluster job. Pure-value checks (unknown preset, bad rates, ...) live in
 
 from __future__ import annotations
 
-from model.config import WEIGHT_PATH_KEYS, ReadModelConfig
+from model.config import ReadModelConfig
 from pipelines import storage
 from pipelines.train.config import TrainConfig
 
@@ -20,8 +20,7 @@ def check_config(cfg: TrainConfig) -> dict[str, list[list[str]]]:
 
 def check_weight_paths(model: ReadModelConfig) -> None:
     """Raise ValueError naming the `model.<key>` whose weight path is set but does not exist."""
-    for key in WEIGHT_PATH_KEYS:
-        path = getattr(model, key)
+    for key, path in model.weight_paths().items():
         if path and not storage.exists(path):
             raise ValueError(f"model.{key}: {path!r} does not exist; fix the path or leave it empty for random init")
 
@@ -32,7 +31,6 @@ def absolute_local_paths(cfg: TrainConfig) -> None:
     fix = storage.absolute_local
     cfg.storage_path = fix(cfg.storage_path)
     cfg.shards_root = fix(cfg.shards_root)
-    for key in WEIGHT_PATH_KEYS:
-        setattr(cfg.model, key, fix(getattr(cfg.model, key)))
+    cfg.model = cfg.model.map_weight_paths(fix)
     for stream in cfg.data.streams:
         stream.shards = "::".join(fix(part.strip()) for part in stream.shards.split("::"))

@@ -71,7 +71,7 @@ class ReadTask:
         apply_trainable_policy(model, cfg.trainable)
         if cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()
-        self.spec = ModelInputSpec.from_model(model)
+        self.spec = ModelInputSpec.from_model(model, cfg.prompt_format)
         return model
 
     def batches(self, cfg: "TrainConfig", *, rank: int, world_size: int, seed: int) -> Iterator[TrainBatch]:
@@ -87,4 +87,5 @@ class ReadTask:
         return (sum(x.skipped_samples for x in self._loaders), sum(x.skipped_shards for x in self._loaders))
 
     def export(self, model: nn.Module, cfg: "TrainConfig", out_dir: str) -> None:
-        save_export(merge_lora(model), self.tokenizer, cfg.model, out_dir)
+        save_export(merge_lora(model), self.tokenizer, cfg.model, out_dir,
+                    prompt_format=cfg.prompt_format)

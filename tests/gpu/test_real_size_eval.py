@@ -34,6 +34,6 @@ def test_read7b_scores_real_size_samples_in_both_modes_on_gpu(tmp_path):
         if mode == TEACHER_FORCED:  # every teacher-forced query has a [SEG]: a similarity map and SasP points
             for row in rows:
                 assert len(row["similarity"]) > 0 and np.isfinite(row["similarity"]).all()
-                assert 0 < row["num_pos_points"] + row["num_neg_points"] <= model.cfg.num_points
+                assert 0 < row["num_pos_points"] + row["num_neg_points"] <= model.cfg.sasp.num_points
         latencies = [row["latency_ms"] for row in rows[1:]]  # the first pays CUDA start-up
         print(f"read-7b {mode}: {len(rows)} queries, median {statistics.median(latencies):.0f} ms/query")

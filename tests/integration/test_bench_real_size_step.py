@@ -27,7 +27,7 @@ def test_the_recipe_keeps_its_hyper_parameters_with_random_weights(train_shards_
 def test_measure_runs_real_updates_through_the_training_step(train_shards_root: pathlib.Path, one_rank_process_group):
     cfg = recipe_config(train_shards_root, ["model.preset=tiny", "model.dtype=float32", "use_gpu=false",
                                             "gradient_accumulation_steps=2", "data.num_workers=0",
-                                            "data.shuffle_buffer=4", "model.num_points=4", "warmup_num_steps=2"])
+                                            "data.shuffle_buffer=4", "model.sasp.num_points=4", "warmup_num_steps=2"])
     figures = measure(cfg, device=torch.device("cpu"), updates=2, loader_batches=3)
     assert 0 < figures["trainable_m"] * 1e6 < figures["params_b"] * 1e9
     assert figures["update_s"] > 0 and math.isfinite(figures["update_s"])

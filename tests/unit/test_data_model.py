@@ -29,15 +29,16 @@ def test_tiny_model_forward_on_streamed_batch(tiny_shards):
     out.loss.backward()
 
 
-def test_echo_style_reaches_the_loader_from_the_model_config(tiny_shards):
+def test_echo_style_reaches_the_loader_from_the_prompt_format(tiny_shards):
     import re
 
     from model.build import build_read
     from model.config import ReadModelConfig
+    from model.prompt_format import PromptFormat
     from pipelines.data import templates
 
-    model, tokenizer = build_read(ReadModelConfig(preset="tiny", answer_style="echo"))
-    spec = ModelInputSpec.from_model(model)
+    model, tokenizer = build_read(ReadModelConfig(preset="tiny"))
+    spec = ModelInputSpec.from_model(model, PromptFormat(answer_style="echo"))
     assert spec.answer_style == "echo"
     cfg = DataConfig(streams=[StreamConfig(name="refer", shards="::".join(tiny_shards))], num_workers=0,
                      batch_size=2, num_classes_per_sample=3, seed=5)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from model.build import build_read
-from model.config import ReadModelConfig
+from model.config import ReadModelConfig, SaspConfig
 from pipelines.data.conversation import eval_prompt
 from pipelines.data.image import clip_preprocess, sam_preprocess
 from pipelines.data.tokenize import left_pad, tokenize
@@ -29,7 +29,8 @@ def images(model):
 @pytest.fixture(scope="module", params=["before", "token"])
 def setup(request):
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(preset="tiny", seg_hidden_position=request.param, num_points=6))
+    model, tokenizer = build_read(ReadModelConfig(preset="tiny", seg_hidden_position=request.param,
+                                                  sasp=SaspConfig(num_points=6)))
     model.eval()
     ids = [tokenize(eval_prompt(q, is_sentence=q.endswith("?"), with_answer=False), tokenizer,
                     model.num_image_tokens)[0] for q in QUERIES]

@@ -20,7 +20,7 @@ def test_forward_backward_losses_and_shapes(tiny_model, tiny_inputs):
     expected = cfg.ce_weight * out.ce_loss + cfg.bce_weight * out.bce_loss + cfg.dice_weight * out.dice_loss
     torch.testing.assert_close(out.loss, expected)
     assert [tuple(m.shape) for m in out.mask_logits] == [(1, 40, 56), (2, 48, 36), (0, 40, 56)]
-    P, K = model.num_image_tokens, model.cfg.num_points
+    P, K = model.num_image_tokens, model.cfg.sasp.num_points
     assert [tuple(s.shape) for s in out.similarity] == [(1, P), (2, P), (0, P)]
     assert [tuple(p.shape) for p in out.points] == [(1, K, 2), (2, K, 2), (0, K, 2)]
     assert out.point_labels[1].dtype == torch.long and set(out.point_labels[1].unique().tolist()) <= {-1, 0, 1}

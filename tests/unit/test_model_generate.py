@@ -26,7 +26,7 @@ def test_generated_seg_tokens_get_masks(tiny_model, position):
     out = _generate(model, tokenizer, max_new_tokens=3)
     assert out.token_ids == [model.seg_token_id] * 3
     assert out.text.count("[SEG]") == 3
-    K, P = model.cfg.num_points, model.num_image_tokens
+    K, P = model.cfg.sasp.num_points, model.num_image_tokens
     assert out.mask_logits.shape == (3, 30, 50) and out.similarity.shape == (3, P)
     assert out.points.shape == (3, K, 2) and out.point_labels.shape == (3, K)
     assert torch.isfinite(out.mask_logits).all()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.build import build_read, load_export, save_export
-from model.config import ReadModelConfig
+from model.config import ReadModelConfig, SaspConfig, TinyConfig
 from model.convert import read_to_original_name, write_original_checkpoint
 from pipelines.train.freeze import apply_trainable_policy, merge_lora
 from tests.fixtures.model import make_inputs
@@ -136,11 +136,11 @@ def test_export_round_trip_after_lora_merge(tmp_path, tiny_model):
     inputs = _segment_inputs(model, tokenizer)
     before = model.segment(**inputs)
     merge_lora(model)
-    cfg = dataclasses.replace(model.cfg, num_points=12)
+    cfg = dataclasses.replace(model.cfg, sasp=SaspConfig(num_points=12))
     save_export(model, tokenizer, cfg, str(tmp_path / "export"))
     save_export(model, tokenizer, cfg, str(tmp_path / "export"))  # overwriting an export is fine
     loaded, loaded_tok, loaded_cfg = load_export(str(tmp_path / "export"))
-    assert loaded_cfg.num_points == 12 and loaded_cfg.preset == "tiny"
+    assert loaded_cfg.sasp.num_points == 12 and loaded_cfg.preset == "tiny"
     assert loaded_tok("a [SEG] <image>").input_ids == tokenizer("a [SEG] <image>").input_ids
     loaded.cfg = model.cfg
     loaded.eval()
@@ -160,7 +160,7 @@ def test_vision_checkpoint_loads_the_tower_and_nothing_else(tmp_path, tiny_model
     torch.manual_seed(0)
     plain, _ = build_read(ReadModelConfig())
     torch.manual_seed(0)
-    loaded, _ = build_read(ReadModelConfig(vision_checkpoint=str(tmp_path / "tower.safetensors")))
+    loaded, _ = build_read(ReadModelConfig(tiny=TinyConfig(vision_checkpoint=str(tmp_path / "tower.safetensors"))))
     for name, tensor in loaded.llava.model.vision_tower.state_dict().items():
         torch.testing.assert_close(tensor, state[name], msg=name)
     torch.testing.assert_close(loaded.llava.lm_head.weight, plain.llava.lm_head.weight)  # the rest as built
@@ -171,14 +171,14 @@ def test_vision_checkpoint_errors_name_the_key_and_the_file(tmp_path, tiny_model
     from safetensors.torch import save_file
 
     model, _ = tiny_model
-    with pytest.raises(ValueError, match=r"model\.vision_checkpoint=.*nowhere\.safetensors.* does not exist"):
-        build_read(ReadModelConfig(vision_checkpoint=str(tmp_path / "nowhere.safetensors")))
+    with pytest.raises(ValueError, match=r"model\.tiny\.vision_checkpoint=.*nowhere\.safetensors.* does not exist"):
+        build_read(ReadModelConfig(tiny=TinyConfig(vision_checkpoint=str(tmp_path / "nowhere.safetensors"))))
     state = {k: v for k, v in model.llava.model.vision_tower.state_dict().items() if "post_layernorm" not in k}
     state["extra.weight"] = torch.zeros(1)
     save_file(state, str(tmp_path / "other.safetensors"))
-    with pytest.raises(ValueError, match=r"model\.vision_checkpoint=.*missing keys .*post_layernorm.*unexpected keys "
-                                         r".*extra\.weight"):
-        build_read(ReadModelConfig(vision_checkpoint=str(tmp_path / "other.safetensors")))
+    with pytest.raises(ValueError, match=r"model\.tiny\.vision_checkpoint=.*missing keys .*post_layernorm.*"
+                                         r"unexpected keys .*extra\.weight"):
+        build_read(ReadModelConfig(tiny=TinyConfig(vision_checkpoint=str(tmp_path / "other.safetensors"))))
 
 
 def test_export_does_not_point_back_at_the_vision_checkpoint(tmp_path, tiny_model):
@@ -187,9 +187,37 @@ def test_export_does_not_point_back_at_the_vision_checkpoint(tmp_path, tiny_mode
     model, tokenizer = tiny_model
     path = tmp_path / "tower.safetensors"
     save_file({k: v.contiguous() for k, v in model.llava.model.vision_tower.state_dict().items()}, str(path))
-    cfg = ReadModelConfig(vision_checkpoint=str(path))
+    cfg = ReadModelConfig(tiny=TinyConfig(vision_checkpoint=str(path)))
     built, tok = build_read(cfg)
     save_export(built, tok, cfg, str(tmp_path / "export"))
     path.unlink()  # the export holds the tower: it must load without the file
     _, _, loaded_cfg = load_export(str(tmp_path / "export"))
-    assert loaded_cfg.vision_checkpoint == ""
+    assert loaded_cfg.tiny.vision_checkpoint == ""
+
+
+def test_an_export_of_format_version_1_still_loads(tmp_path, tiny_model):
+    """Version 1 kept SasP, the tiny overrides and the answer style as flat keys of read_config (and no
+    prompt_format.json); it loads with the same settings, and evaluation reads its answer style."""
+    import json
+
+    from model.export import CONFIG_FILE
+    from model.prompt_format import PROMPT_FORMAT_FILE, load_prompt_format
+
+    model, tokenizer = tiny_model
+    folder = tmp_path / "export"
+    save_export(model, tokenizer, model.cfg, str(folder))
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    v2 = meta["read_config"]
+    flat = {k: v for k, v in v2.items() if k not in ("sasp", "tiny")}
+    flat |= {"num_points": 7, "t_pos": 0.7, "t_neg": 0.1, "down_sample": 1, "answer_style": "echo",
+             "clip_image_size": 0, "llm_init_std": 0.0, "projector_init_gain": 1.0, "vision_checkpoint": ""}
+    (folder / CONFIG_FILE).write_text(json.dumps(meta | {"version": 1, "read_config": flat}))
+    (folder / PROMPT_FORMAT_FILE).unlink()
+    loaded, _, cfg = load_export(str(folder))
+    assert cfg.sasp == SaspConfig(num_points=7, t_pos=0.7, t_neg=0.1, down_sample=1)
+    assert cfg.tiny == TinyConfig()
+    assert load_prompt_format(folder).answer_style == "echo"
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    (folder / CONFIG_FILE).write_text(json.dumps(meta | {"version": 3}))
+    with pytest.raises(ValueError, match=r"format readseg-export v3 unsupported"):
+        load_export(str(folder))

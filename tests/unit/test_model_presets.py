@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from model.build import build_read, count_parameters
-from model.config import ReadModelConfig
+from model.config import ReadModelConfig, SaspConfig, TinyConfig
+from model.prompt_format import PromptFormat
 from model.projector import SegPromptProjector
 from tests.fixtures.model import make_inputs
 
@@ -35,8 +36,9 @@ def test_real_presets_on_meta_device(preset, llava_b, llm_hidden):
 
 
 def test_resolutions_follow_the_config(tiny_model):
-    model, tokenizer = build_read(ReadModelConfig(clip_image_size=168, sam_image_size=128, llm_hidden_size=64,
-                                                  llm_num_layers=1, clip_hidden_size=32, clip_num_layers=3))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(clip_image_size=168, sam_image_size=128,
+                                                                  llm_hidden_size=64, llm_num_layers=1,
+                                                                  clip_hidden_size=32, clip_num_layers=3)))
     assert (model.num_image_tokens, model.sam_image_size) == (144, 128)
     vision = model.llava.config.vision_config
     assert (vision.hidden_size, vision.intermediate_size, vision.num_hidden_layers) == (32, 64, 3)
@@ -49,20 +51,25 @@ def test_resolutions_follow_the_config(tiny_model):
 def test_config_validation_names_the_key():
     with pytest.raises(ValueError, match="model.seg_hidden_position"):
         ReadModelConfig(seg_hidden_position="after")
-    with pytest.raises(ValueError, match="model.sam_image_size"):
-        ReadModelConfig(sam_image_size=100)
+    with pytest.raises(ValueError, match="model.tiny.sam_image_size"):
+        ReadModelConfig(tiny=TinyConfig(sam_image_size=100))
     with pytest.raises(ValueError, match="model.dtype"):
         ReadModelConfig(dtype="float16")
-    with pytest.raises(ValueError, match="model.answer_style"):
-        ReadModelConfig(answer_style="loud")
-    with pytest.raises(ValueError, match="model.projector_init_gain"):
-        ReadModelConfig(projector_init_gain=0.0)
-    with pytest.raises(ValueError, match="model.clip_num_layers"):
-        ReadModelConfig(clip_num_layers=-1)
-    with pytest.raises(ValueError, match="model.llm_init_std"):
-        ReadModelConfig(llm_init_std=-0.1)
-    with pytest.raises(ValueError, match="model.clip_hidden_size must be a multiple of 2 heads"):
-        build_read(ReadModelConfig(clip_hidden_size=33))
+    with pytest.raises(ValueError, match="prompt_format.answer_style"):
+        PromptFormat(answer_style="loud")
+    with pytest.raises(ValueError, match="model.sasp.t_neg/t_pos"):
+        ReadModelConfig(sasp=SaspConfig(t_pos=0.1, t_neg=0.2))
+    with pytest.raises(ValueError, match=r"model.tiny.clip_num_layers=4: model.tiny.\* overrides apply only to "
+                                         r"preset=tiny, not 'read-7b'"):
+        ReadModelConfig(preset="read-7b", tiny=TinyConfig(clip_num_layers=4))
+    with pytest.raises(ValueError, match="model.tiny.projector_init_gain"):
+        ReadModelConfig(tiny=TinyConfig(projector_init_gain=0.0))
+    with pytest.raises(ValueError, match="model.tiny.clip_num_layers"):
+        ReadModelConfig(tiny=TinyConfig(clip_num_layers=-1))
+    with pytest.raises(ValueError, match="model.tiny.llm_init_std"):
+        ReadModelConfig(tiny=TinyConfig(llm_init_std=-0.1))
+    with pytest.raises(ValueError, match="model.tiny.clip_hidden_size must be a multiple of 2 heads"):
+        build_read(ReadModelConfig(tiny=TinyConfig(clip_hidden_size=33)))
 
 
 def test_projector_init_gain_scales_only_the_last_layer():
@@ -76,7 +83,7 @@ def test_projector_init_gain_scales_only_the_last_layer():
     x = torch.randn(4, 16)
     torch.testing.assert_close(loud(x), 10.0 * base(x))
     torch.manual_seed(3)
-    model, _ = build_read(ReadModelConfig(projector_init_gain=10.0))
+    model, _ = build_read(ReadModelConfig(tiny=TinyConfig(projector_init_gain=10.0)))
     torch.manual_seed(3)
     plain, _ = build_read(ReadModelConfig())
     torch.testing.assert_close(model.projector.fc2.weight, 10.0 * plain.projector.fc2.weight)
@@ -86,7 +93,7 @@ def test_llm_init_std_redraws_only_the_decoder_linears():
     torch.manual_seed(5)
     plain, _ = build_read(ReadModelConfig())
     torch.manual_seed(5)
-    wide, _ = build_read(ReadModelConfig(llm_init_std=0.08))
+    wide, _ = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.08)))
     lm_plain, lm_wide = plain.llava.model.language_model, wide.llava.model.language_model
     for name, module in lm_wide.layers.named_modules():
         if isinstance(module, torch.nn.Linear):

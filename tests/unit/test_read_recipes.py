@@ -89,9 +89,9 @@ def test_recipe_hyper_parameters_match_the_doc(name):
     assert cfg.data.num_classes_per_sample == int(row["num_classes_per_sample"]) == 3
     assert cfg.trainable.lora_r == int(row["LoRA r"])
     assert cfg.model.dice_weight == float(row["dice_weight"])
-    assert cfg.model.num_points == int(row["num_points"])
-    assert cfg.model.t_pos == float(row["t_pos"])
-    assert cfg.model.down_sample == int(row["down_sample"])
+    assert cfg.model.sasp.num_points == int(row["num_points"])
+    assert cfg.model.sasp.t_pos == float(row["t_pos"])
+    assert cfg.model.sasp.down_sample == int(row["down_sample"])
     images, workers, batch, accumulation = map(int, re.fullmatch(r"(\d+) \((\d+) x (\d+) x (\d+)\)",
                                                                  row["images per update"]).groups())
     assert (cfg.num_workers, cfg.data.batch_size, cfg.gradient_accumulation_steps) == (workers, batch, accumulation)
@@ -117,7 +117,7 @@ def test_recipe_fixed_values_are_reads(name):
     assert cfg.zero_stage == 2 and cfg.bf16 and cfg.use_gpu and cfg.seed == 42
     assert (cfg.trainable.policy, cfg.trainable.lora_alpha, cfg.trainable.lora_dropout) == ("read", 16, 0.05)
     assert cfg.trainable.lora_target_modules == ["q_proj", "v_proj"]
-    assert (cfg.model.ce_weight, cfg.model.bce_weight, cfg.model.t_neg) == (1.0, 2.0, 0.2)
+    assert (cfg.model.ce_weight, cfg.model.bce_weight, cfg.model.sasp.t_neg) == (1.0, 2.0, 0.2)
     assert cfg.data.max_length == 2048 and cfg.model.seg_hidden_position == "before"
     assert cfg.model.preset == ("read-13b" if name.startswith("read13b") else "read-7b")
 

@@ -119,7 +119,7 @@ def test_local_paths_become_absolute_for_workers(monkeypatch, tmp_path):
     absolute_local_paths(cfg)
     assert cfg.storage_path == str(tmp_path / "runs")
     assert cfg.data.streams[0].shards == f"{tmp_path}/s/a-*.tar::s3://b/x.tar"
-    cfg.model.vision_checkpoint, cfg.model.sam_checkpoint = "v/tower.safetensors", "s3://w/sam.pth"
+    cfg.model.tiny.vision_checkpoint, cfg.model.sam_checkpoint = "v/tower.safetensors", "s3://w/sam.pth"
     absolute_local_paths(cfg)
-    assert cfg.model.vision_checkpoint == str(tmp_path / "v" / "tower.safetensors")
+    assert cfg.model.tiny.vision_checkpoint == str(tmp_path / "v" / "tower.safetensors")
     assert cfg.model.sam_checkpoint == "s3://w/sam.pth" and cfg.model.llava_path == ""

@@ -61,11 +61,11 @@ def test_the_language_stage_starts_from_the_tower_and_every_model_from_it(demo_o
     out, _ = demo_out
     weights = str(out / "vision" / "vision_tower.safetensors")
     language = yaml.safe_load((out / "language" / "config.yaml").read_text())
-    assert language["model"]["vision_checkpoint"] == weights and language["model"]["llava_path"] == ""
+    assert language["model"]["tiny"]["vision_checkpoint"] == weights and language["model"]["llava_path"] == ""
     for folder in ("eval-untrained", "train"):
         saved = yaml.safe_load((out / folder / "config.yaml").read_text())
         assert saved["model"]["llava_path"] == str(out / "language" / "llava"), folder
-        assert saved["model"]["vision_checkpoint"] == "", folder  # the LLaVA folder already holds that tower
+        assert saved["model"]["tiny"]["vision_checkpoint"] == "", folder  # the LLaVA folder already holds that tower
 
 
 def test_tables_compare_baseline_untrained_and_trained_per_query_type(demo_out):

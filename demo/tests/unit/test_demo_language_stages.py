@@ -14,7 +14,7 @@ from demo.config import DemoConfig
 from demo.jobs import demo as demo_job
 from jobs._config import load_config
 
-TOWER = "model.vision_checkpoint=/w/vision_tower.safetensors"
+TOWER = "model.tiny.vision_checkpoint=/w/vision_tower.safetensors"
 
 
 @pytest.fixture
@@ -43,12 +43,12 @@ def _cfg(tmp_path, *stages: list[str]) -> DemoConfig:
 
 def test_each_stage_starts_from_the_previous_one(tmp_path, runs):
     cfg = _cfg(tmp_path, ["objectives=[caption]"], ["objectives=[presence]", "steps=9"], ["objectives=[answers]"])
-    loads = demo_job._pretrained_llava(cfg, str(tmp_path), ["model.answer_style=echo", TOWER])
+    loads = demo_job._pretrained_llava(cfg, str(tmp_path), ["prompt_format.answer_style=echo", TOWER])
     stage = [str(tmp_path / "language" / f"stage-{k}") for k in (1, 2, 3)]
     assert loads == [f"model.llava_path={stage[2]}/llava"]
-    assert runs[0] == [f"out={stage[0]}", "num_cpus=2", "model.answer_style=echo", TOWER, "freeze_vision_tower=true",
+    assert runs[0] == [f"out={stage[0]}", "num_cpus=2", "prompt_format.answer_style=echo", TOWER, "freeze_vision_tower=true",
                        "objectives=[caption]"]
-    assert runs[1] == [f"out={stage[1]}", "num_cpus=2", "model.answer_style=echo", "freeze_vision_tower=true",
+    assert runs[1] == [f"out={stage[1]}", "num_cpus=2", "prompt_format.answer_style=echo", "freeze_vision_tower=true",
                        "objectives=[presence]", "steps=9", f"model.llava_path={stage[0]}/llava"]
     assert runs[2][-1] == f"model.llava_path={stage[1]}/llava" and TOWER not in runs[2]
 

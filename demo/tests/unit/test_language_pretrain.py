@@ -20,7 +20,8 @@ from demo.language.questions import KINDS, presence_phrase
 from demo.losses import pointing_ce
 from demo.tests.fixtures.language import fit_one_batch
 from model.build import build_read
-from model.config import ReadModelConfig
+from model.config import ReadModelConfig, TinyConfig
+from model.prompt_format import PromptFormat
 from pipelines.synth.palette import COLOURS, SHAPES
 from pipelines.synth.scene import sample_scene
 
@@ -71,7 +72,7 @@ def test_sampler_balances_answers_and_cycles_kinds():
 
 def test_one_batch_is_learned():
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig()
     sampler = QuestionSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
                               clip_size=model.clip_image_size)
@@ -87,7 +88,7 @@ def test_one_batch_is_learned():
                                                 ("lookup", ["lookup_acc"])])
 def test_an_objective_trains_beside_presence_and_reports(objective, figures):
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig(objectives=[objective, "presence"], model=model.cfg, steps=4, eval_every=2,
                                  eval_questions=16, batch_size=4, warmup_steps=1)
     rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
@@ -130,9 +131,10 @@ def test_lr_warms_up_then_decays_to_zero_at_the_last_step():
 
 def _pretrain_tiny(objectives: list[str], **target: float) -> list[dict]:
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style="echo"))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig(objectives=objectives, steps=8, eval_every=2, eval_questions=16, batch_size=4,
-                                 warmup_steps=1, false_premise_rate=0.5, model=model.cfg, **target)
+                                 warmup_steps=1, false_premise_rate=0.5, model=model.cfg,
+                                 prompt_format=PromptFormat(answer_style="echo"), **target)
     return pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
 
 
@@ -166,7 +168,7 @@ def test_best_row_is_the_first_highest_nan_lowest_or_the_last():
 
 def test_keep_best_leaves_the_weights_of_the_best_evaluation():
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig(steps=8, eval_every=1, eval_questions=16, batch_size=4, warmup_steps=1,
                                  keep_best="acc")
     weights = {}
@@ -202,8 +204,9 @@ def test_a_warm_start_below_its_target_is_reported():
 
 def _pointing_setup(answer_style: str = "echo"):
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style=answer_style))
-    cfg = LanguagePretrainConfig(objectives=["pointing"], model=model.cfg)
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
+    cfg = LanguagePretrainConfig(objectives=["pointing"], model=model.cfg,
+                                 prompt_format=PromptFormat(answer_style=answer_style))
     sampler = PointingSampler(cfg, tokenizer, num_image_tokens=model.num_image_tokens,
                               clip_size=model.clip_image_size)
     return model, tokenizer, sampler
@@ -273,9 +276,10 @@ def test_pointing_is_learned_on_one_batch():
 
 def test_both_objectives_train_and_report():
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05, answer_style="echo"))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig(objectives=["presence", "pointing", "answers"], model=model.cfg, steps=4,
-                                 eval_every=2, eval_questions=16, batch_size=4, warmup_steps=1)
+                                 eval_every=2, eval_questions=16, batch_size=4, warmup_steps=1,
+                                 prompt_format=PromptFormat(answer_style="echo"))
     rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
     assert [r["step"] for r in rows] == [2, 4]
     for row in rows:
@@ -287,7 +291,7 @@ def test_both_objectives_train_and_report():
 @pytest.mark.parametrize("freeze", [False, True])
 def test_the_vision_tower_trains_unless_frozen(freeze):
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig(model=model.cfg, steps=3, eval_every=3, eval_questions=8, batch_size=4,
                                  warmup_steps=1, freeze_vision_tower=freeze)
     tower, rest = model.llava.model.vision_tower, model.llava.model.multi_modal_projector

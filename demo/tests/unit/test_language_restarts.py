@@ -14,7 +14,7 @@ from demo.language import pretrain as pretrain_module
 from demo.language.pretrain import pretrain_llava
 from demo.language.restarts import attempt_streams, restart_lines, stalled
 from model.build import build_read
-from model.config import ReadModelConfig
+from model.config import ReadModelConfig, TinyConfig
 
 SHARED = ("step", "loss", "loss_presence", "acc", "acc_colour", "acc_shape")
 
@@ -23,7 +23,7 @@ def _run(monkeypatch=None, streams_of=None, **restart) -> tuple[list[dict], dict
     if streams_of is not None:
         monkeypatch.setattr(pretrain_module, "attempt_streams", lambda cfg, attempt: attempt_streams(cfg, streams_of))
     torch.manual_seed(0)
-    model, tokenizer = build_read(ReadModelConfig(llm_init_std=0.05))
+    model, tokenizer = build_read(ReadModelConfig(tiny=TinyConfig(llm_init_std=0.05)))
     cfg = LanguagePretrainConfig(kinds=["colour", "shape"], steps=6, eval_every=2, eval_questions=16, batch_size=4,
                                  warmup_steps=1, model=model.cfg, **restart)
     rows = pretrain_llava(cfg, model, tokenizer, log=lambda row: None)
