@@ -11,7 +11,7 @@ import importlib
 import sys
 import time
 
-BENCHES = ("sasp", "preprocess", "augment", "train", "evaluate", "real_size_step", "real_size_eval")
+BENCHES = ("sasp", "preprocess", "augment", "train", "evaluate", "batched_decode", "real_size_step", "real_size_eval")
 
 
 def _table(rows: list[dict]) -> str:

@@ -7,7 +7,9 @@ Data flow inside one DataLoader worker w of rank r (W workers, R ranks):
               --(webdataset tar expander + group_by_keys)--> raw samples --(shuffle buffer)--> raw samples
     mix:      pick stream k with probability rate_k / sum(rates), then (a stream of several datasets, '::' parts,
               sampling=dataset) part j by its weight (seeded) -> schemas.sample.decode -> SampleTransform
-    batch:    `batch_size` examples -> collate -> (TrainBatch, the worker's cumulative LoaderStats)
+    batch:    `batch_size` examples (in arrival order, or with group_by_length of similar length: a buffer of
+              `length_group_buffer` examples sorted by length, its batches in seeded order, pipelines.data.bucketing)
+              -> collate -> (TrainBatch, the worker's cumulative LoaderStats)
 
 The training process iterates `StreamLoader`, which keeps the latest stats of each worker so the loop can report
 `skipped_samples`. Everything is seeded from (seed, epoch, rank, worker, stream name): the same config and policy
@@ -30,6 +32,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pipelines.data.bucketing import fixed_batches, length_grouped_batches
 from pipelines.data.collate import Example, collate
 from pipelines.data.config import DataConfig
 from pipelines.data.transform import ModelInputSpec, SampleTransform
@@ -163,6 +166,18 @@ class MixedStreams(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         stats = LoaderStats(worker=worker)
+        examples = self._examples(worker, num_workers, stats)
+        if self.cfg.group_by_length:
+            batches = length_grouped_batches(examples, batch_size=self.cfg.batch_size,
+                                             buffer_size=self.cfg.length_group_buffer,
+                                             rng=random.Random(self._seed(worker, "length-groups")))
+        else:
+            batches = fixed_batches(examples, self.cfg.batch_size)
+        for group in batches:
+            yield self._batch(group, stats)
+
+    def _examples(self, worker: int, num_workers: int, stats: LoaderStats) -> Iterator[Example]:
+        """The mixed, transformed examples of this rank's worker `worker`, in arrival order (bad samples skipped)."""
         sources: dict[str, dict[int, Iterator[dict[str, Any]]]] = {}
         for name, parts in self.urls.items():
             for i, urls in enumerate(parts):
@@ -179,7 +194,6 @@ class MixedStreams(IterableDataset):
                     shuffle_buffer=self.cfg.shuffle_buffer, stats=stats)
         mix_rng = random.Random(self._seed(worker, "mix"))
         sample_rng = random.Random(self._seed(worker, "sample"))
-        pending: list[Example] = []
         while sources:
             names = list(sources)
             name = mix_rng.choices(names, weights=[self.rates[n] for n in names])[0]
@@ -198,12 +212,7 @@ class MixedStreams(IterableDataset):
             if example is None:
                 continue
             stats.samples_per_stream[name] = stats.samples_per_stream.get(name, 0) + 1
-            pending.append(example)
-            if len(pending) == self.cfg.batch_size:
-                yield self._batch(pending, stats)
-                pending = []
-        if pending:
-            yield self._batch(pending, stats)
+            yield example
 
     def _transform(self, raw: dict[str, Any], name: str, rng: random.Random, stats: LoaderStats) -> Example | None:
         try:
