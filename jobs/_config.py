@@ -56,6 +56,9 @@ MOVED_KEYS = {f"model.{old}": f"model.{new}" for old, new in MODEL_MOVED_KEYS.it
 moved) -> where they live now. Old files and overrides still load; a note on stderr says what to write instead."""
 
 
+_ABSENT = object()
+
+
 def _upgraded(layer: DictConfig, *, where: str) -> DictConfig:
     """A YAML layer with MOVED_KEYS moved to their new place."""
     values = {old: OmegaConf.select(layer, old, default=_ABSENT) for old in MOVED_KEYS}
@@ -79,9 +82,6 @@ def _upgraded_override(override: str) -> str:
         print(f"override {key}=...: {key} is now {MOVED_KEYS[key]} (read as such)", file=sys.stderr)
         return f"{MOVED_KEYS[key]}{sep}{value}"
     return override
-
-
-_ABSENT = object()
 
 
 def _overrides(structured: DictConfig, overrides: list[str]) -> DictConfig:

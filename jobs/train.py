@@ -17,7 +17,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 
 from jobs._config import load_config, write_config
 from jobs._ray import ray_session
-from model.prompt_format import saved_prompt_format
+from model.export import saved_prompt_format
 from pipelines.train.config import TrainConfig
 from pipelines.train.loop import train_loop_per_worker
 from pipelines.train.preflight import absolute_local_paths, check_config

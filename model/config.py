@@ -194,11 +194,7 @@ def upgrade_flat_keys(values: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in values.items() if k not in MOVED_KEYS}
     defaults = {**SaspConfig().kwargs(), **dataclasses.asdict(TinyConfig())}
     for old, new in MOVED_KEYS.items():
-        if old not in values:
-            continue
         group, key = new.split(".")
-        if group == "tiny" and values[old] == defaults[key]:
-            continue
-        out.setdefault(group, {})
-        out[group] = {**out[group], key: values[old]} if isinstance(out[group], dict) else out[group]
+        if old in values and not (group == "tiny" and values[old] == defaults[key]):
+            out[group] = {**out.get(group, {}), key: values[old]}
     return out

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import pathlib
 import shutil
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -21,7 +22,7 @@ from transformers import AutoTokenizer, LlavaConfig, LlavaForConditionalGenerati
 
 from model.config import ReadModelConfig
 from model.construct import construction
-from model.prompt_format import PromptFormat
+from model.prompt_format import PROMPT_FORMAT_FILE, PromptFormat
 from model.projector import SegPromptProjector
 from model.read import READ
 from model.read_release import FORMAT_FILE, ReadReleaseTokenizer
@@ -131,3 +132,30 @@ def _sam_shape_of(model: READ) -> SamShape:
         iou_head_hidden_dim=dec.iou_prediction_head.layers[0].out_features,
         mask_in_chans=model.sam.prompt_encoder.mask_downscaling[-1].in_channels,
     )
+
+
+def saved_prompt_format(folder: str | pathlib.Path) -> dict[str, Any]:
+    """The prompt format saved in a checkpoint folder, as {key: value}: `prompt_format.json`, else the
+    `answer_style` that exports of format version 1 kept in read_config.json; {} for folders with neither (release
+    folders, random-init labels)."""
+    path = pathlib.Path(folder) if folder and "://" not in str(folder) else None
+    if path is None or not path.is_dir():
+        return {}
+    saved = path / PROMPT_FORMAT_FILE
+    if saved.is_file():
+        values = json.loads(saved.read_text())
+        known = {f.name for f in dataclasses.fields(PromptFormat)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{saved}: unknown prompt format keys {unknown} (written by a newer readseg?)")
+        return values
+    legacy = path / CONFIG_FILE
+    if legacy.is_file():
+        style = json.loads(legacy.read_text()).get("read_config", {}).get("answer_style")
+        return {"answer_style": style} if style else {}
+    return {}
+
+
+def load_prompt_format(folder: str | pathlib.Path) -> PromptFormat:
+    """The `PromptFormat` saved in `folder` (`saved_prompt_format`), READ's plain answers when none is."""
+    return PromptFormat(**saved_prompt_format(folder))

@@ -12,8 +12,8 @@ from typing import Any
 from omegaconf import MISSING
 
 from model.config import ReadModelConfig, upgrade_flat_keys
-from model.export import CONFIG_FILE, is_export_dir
-from model.prompt_format import PromptFormat, saved_prompt_format
+from model.export import CONFIG_FILE, is_export_dir, saved_prompt_format
+from model.prompt_format import PromptFormat
 from model.read_release import is_read_release_dir
 from pipelines import storage
 from pipelines.evaluate.metrics import GENERATE, TEACHER_FORCED

@@ -201,7 +201,8 @@ def test_an_export_of_format_version_1_still_loads(tmp_path, tiny_model):
     import json
 
     from model.export import CONFIG_FILE
-    from model.prompt_format import PROMPT_FORMAT_FILE, load_prompt_format
+    from model.export import load_prompt_format
+    from model.prompt_format import PROMPT_FORMAT_FILE
 
     model, tokenizer = tiny_model
     folder = tmp_path / "export"

@@ -12,7 +12,8 @@ from jobs.evaluate import load_evaluate_config
 from jobs.predict import load_predict_config
 from model.build import build_read
 from model.config import ReadModelConfig
-from model.prompt_format import PROMPT_FORMAT_FILE, PromptFormat, load_prompt_format
+from model.export import load_prompt_format
+from model.prompt_format import PROMPT_FORMAT_FILE, PromptFormat
 from pipelines.train.config import TrainConfig
 from pipelines.train.task import ReadTask
 
