@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.nodes import StringNode
@@ -48,6 +48,14 @@ def load_config(schema: type[T], argv: list[str] | None, *, base: dict | None = 
         raise SystemExit(f"config file not found: {err.filename}") from err
     except (OmegaConfBaseException, ValueError, TypeError) as err:
         raise SystemExit(f"bad configuration: {err}") from err
+
+
+def load_config_derived(schema: type[T], argv: list[str] | None, derive: Callable[[T], dict | None]) -> T:
+    """`load_config` with a base layer the job derives from the config itself (e.g. the defaults a checkpoint it
+    names brings): load once, call `derive(cfg)`, and load again on top of its dict (the user's keys still win)."""
+    cfg = load_config(schema, argv)
+    base = derive(cfg)
+    return load_config(schema, argv, base=base) if base else cfg
 
 
 MOVED_KEYS = {f"model.{old}": f"model.{new}" for old, new in MODEL_MOVED_KEYS.items()} | {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from jobs._config import config_yaml, load_config
+from jobs._config import config_yaml, load_config_derived
 from jobs._ray import ray_session
 from pipelines.evaluate.config import EvaluateConfig, checkpoint_defaults
 from pipelines.evaluate.driver import EvalReport, evaluate
@@ -25,9 +25,7 @@ from pipelines.results import format_summary
 def load_evaluate_config(argv: list[str]) -> EvaluateConfig:
     """The job's config; model.* and prompt_format.* default to what the checkpoint brings (an export's training
     settings and prompt format; READ's numerics for a release folder)."""
-    cfg = load_config(EvaluateConfig, argv)
-    brought = checkpoint_defaults(cfg.checkpoint)
-    return load_config(EvaluateConfig, argv, base=brought) if brought else cfg
+    return load_config_derived(EvaluateConfig, argv, lambda cfg: checkpoint_defaults(cfg.checkpoint))
 
 
 def main(argv: list[str] | None = None) -> EvalReport:

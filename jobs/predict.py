@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from jobs._config import config_yaml, load_config
+from jobs._config import config_yaml, load_config_derived
 from jobs._ray import ray_session
 from pipelines.evaluate.config import checkpoint_defaults
 from pipelines.predict.config import PredictConfig
@@ -24,9 +24,7 @@ from pipelines.predict.driver import predict
 def load_predict_config(argv: list[str]) -> PredictConfig:
     """The job's config; model.* and prompt_format.* default to what the checkpoint brings
     (`checkpoint_defaults`)."""
-    cfg = load_config(PredictConfig, argv)
-    brought = checkpoint_defaults(cfg.checkpoint)
-    return load_config(PredictConfig, argv, base=brought) if brought else cfg
+    return load_config_derived(PredictConfig, argv, lambda cfg: checkpoint_defaults(cfg.checkpoint))
 
 
 def main(argv: list[str] | None = None):

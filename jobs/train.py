@@ -15,7 +15,7 @@ import sys
 from ray.train import CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
-from jobs._config import load_config, write_config
+from jobs._config import load_config_derived, write_config
 from jobs._ray import ray_session
 from model.export import saved_prompt_format
 from pipelines.train.config import TrainConfig
@@ -25,9 +25,12 @@ from pipelines.train.preflight import absolute_local_paths, check_config
 
 def load_train_config(argv: list[str]) -> TrainConfig:
     """The job's config; prompt_format.* defaults to the prompt format of an export in model.read_checkpoint."""
-    cfg = load_config(TrainConfig, argv)
+    return load_config_derived(TrainConfig, argv, _export_prompt_format)
+
+
+def _export_prompt_format(cfg: TrainConfig) -> dict | None:
     saved = saved_prompt_format(cfg.model.read_checkpoint)
-    return load_config(TrainConfig, argv, base={"prompt_format": saved}) if saved else cfg
+    return {"prompt_format": saved} if saved else None
 
 
 def main(argv: list[str] | None = None) -> Result:

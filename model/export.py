@@ -47,9 +47,9 @@ def is_export_dir(path: str) -> bool:
 
 def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str,
                 prompt_format: PromptFormat | None = None) -> None:
-    """Write `model` (LoRA merged), `tokenizer`, `cfg` and `prompt_format` (default: READ's plain answers) into
-    `out_dir` (an existing folder is replaced). Not atomic by itself: jobs write exports through
-    `pipelines.storage.atomic_folder` (`pipelines.train.export`)."""
+    """Write `model` (LoRA merged), `tokenizer`, `cfg` and `prompt_format` (default: READ's plain answers; the
+    model's image-token count is recorded in it) into `out_dir` (an existing folder is replaced). Not atomic by
+    itself: jobs write exports through `pipelines.storage.atomic_folder` (`pipelines.train.export`)."""
     state = model.state_dict()
     lora = [k for k in state if "lora_" in k or ".base_layer." in k]
     if lora:
@@ -76,7 +76,7 @@ def save_export(model: READ, tokenizer, cfg: ReadModelConfig, out_dir: str,
         meta["added_rows"] = model.added_rows
     (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
     tokenizer.save_pretrained(str(out))
-    (prompt_format or PromptFormat()).save(out)
+    (prompt_format or PromptFormat()).for_model(model.num_image_tokens).save(out)
 
 
 def load_export(

@@ -1,10 +1,12 @@
-"""LLaVA v1 prompts: training conversations built from shard samples, and the fixed evaluation prompts.
+"""Training conversations built from shard samples, and the fixed evaluation prompts, in a v1 conversation template.
 
-Prompt layout (LLaVA v1, separators " " after the system text and user turns, "</s>" after assistant turns):
+Prompt layout (`model.read_prompt.TEMPLATES`, llava_v1 by default: separators " " after the system text and user
+turns, "</s>" after assistant turns):
 
     <SYSTEM> USER: <image>\\n{question} ASSISTANT: {answer}</s>USER: {question 2} ASSISTANT: {answer 2}</s>
 
 A generation prompt stops right after the last "ASSISTANT:". `pipelines.data.tokenize` relies on exactly this layout.
+The template is the model's prompt format (`model.prompt_format.PromptFormat.conversation`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from model.prompt_format import ANSWER_STYLES
+from model.read_prompt import LLAVA_V1, TEMPLATES, ConversationTemplate
 from pipelines.data import templates
 from pipelines.data.premises import PremisePolicy
 from pipelines.sources import SEMSEG_DATASETS
@@ -25,16 +28,13 @@ FALSE_PREMISE_QA = "false_premise"
 """`query_type` of ReasonSeg's `false_premise_QA` entries (pipelines.sources.reasonseg), answered by
 `extra["answer"]`."""
 
-SYSTEM = (
-    "A chat between a curious human and an artificial intelligence assistant. "
-    "The assistant gives helpful, detailed, and polite answers to the human's questions."
-)
-"""LLaVA v1 system prompt."""
-USER, ASSISTANT = "USER", "ASSISTANT"
-"""Role names."""
-EOS = "</s>"
+SYSTEM = LLAVA_V1.system
+"""LLaVA v1 system prompt (the default template's)."""
+USER, ASSISTANT = LLAVA_V1.roles
+"""Role names (the same in every v1 template)."""
+EOS = LLAVA_V1.sep2
 """End of an assistant turn (the tokenizer's eos token)."""
-ROUND_SEP = " "
+ROUND_SEP = LLAVA_V1.sep
 """Separator after the system text and after each user turn."""
 
 
@@ -48,6 +48,7 @@ class Conversation:
         query_ids: the queries this conversation asks about (empty for VQA).
         kind: "seg" (answer with [SEG]), "denial", "correction" or "vqa".
         meta: free-form info carried into the batch (dataset, query_type, ...).
+        template: the conversation template its prompt is written in.
     """
 
     turns: list[tuple[str, str]]
@@ -55,26 +56,30 @@ class Conversation:
     query_ids: list[str] = field(default_factory=list)
     kind: str = "seg"
     meta: dict[str, Any] = field(default_factory=dict)
+    template: ConversationTemplate = LLAVA_V1
 
     @property
     def prompt(self) -> str:
-        return build_prompt(self.turns)
+        return build_prompt(self.turns, template=self.template)
 
 
-def build_prompt(turns: list[tuple[str, str | None]]) -> str:
-    """(question, answer) pairs -> LLaVA v1 prompt text. An answer of None (last turn only) ends at "ASSISTANT:"."""
-    out = SYSTEM + ROUND_SEP
+def build_prompt(turns: list[tuple[str, str | None]], *, template: ConversationTemplate = LLAVA_V1) -> str:
+    """(question, answer) pairs -> prompt text in `template` (llava_v1 by default). An answer of None (last turn
+    only) ends at "ASSISTANT:"."""
+    user, assistant = template.roles
+    out = template.system + template.sep
     for i, (question, answer) in enumerate(turns):
         for text in (question, answer or ""):
-            if EOS in text:
-                raise ValueError(f"conversation turn {i} contains the end-of-turn marker {EOS!r}: {text[:80]!r}")
-        out += f"{USER}: {question}{ROUND_SEP}"
+            if template.sep2 in text:
+                raise ValueError(f"conversation turn {i} contains the end-of-turn marker {template.sep2!r}: "
+                                 f"{text[:80]!r}")
+        out += f"{user}: {question}{template.sep}"
         if answer is None:
             if i != len(turns) - 1:
                 raise ValueError(f"conversation turn {i} has no answer but is not the last turn")
-            out += f"{ASSISTANT}:"
+            out += f"{assistant}:"
         else:
-            out += f"{ASSISTANT}: {answer}{EOS}"
+            out += f"{assistant}: {answer}{template.sep2}"
     return out
 
 
@@ -85,7 +90,8 @@ def eval_question(text: str, *, is_sentence: bool) -> str:
     return templates.EVAL_SHORT_QUESTION.format(class_name=templates.as_prompted(text, is_sentence=False))
 
 
-def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style: str = "plain") -> str:
+def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style: str = "plain",
+                conversation: str = LLAVA_V1.name) -> str:
     """Evaluation prompt with the fixed templates.
 
     Args:
@@ -94,15 +100,23 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
             False -> generation prompt ending at "ASSISTANT:".
         answer_style: the style the model was trained with (model.prompt_format.ANSWER_STYLES); "echo" names a short query
             in the teacher-forced answer.
+        conversation: the conversation template the model was trained with (`model.read_prompt.TEMPLATES`).
     """
     question = eval_question(text, is_sentence=is_sentence)
+    template = _template(conversation)
     if not with_answer:
-        return build_prompt([(question, None)])
+        return build_prompt([(question, None)], template=template)
     _check_answer_style(answer_style)
     echo = _names_query(answer_style, is_sentence=is_sentence)
     named = templates.as_prompted(text, is_sentence=is_sentence)
     answer = templates.EVAL_ECHO_ANSWER.format(class_name=named) if echo else templates.EVAL_ANSWER
-    return build_prompt([(question, answer)])
+    return build_prompt([(question, answer)], template=template)
+
+
+def _template(conversation: str) -> ConversationTemplate:
+    if conversation not in TEMPLATES:
+        raise ValueError(f"conversation must be one of {tuple(TEMPLATES)}, got {conversation!r}")
+    return TEMPLATES[conversation]
 
 
 def _check_answer_style(answer_style: str) -> None:
@@ -118,7 +132,7 @@ def _names_query(answer_style: str, *, is_sentence: bool) -> bool:
 
 def build_conversations(
     sample: ShardSample, *, rng: random.Random, num_classes_per_sample: int, answer_style: str = "plain",
-    premises: PremisePolicy = PremisePolicy(),
+    conversation: str = LLAVA_V1.name, premises: PremisePolicy = PremisePolicy(),
 ) -> list[Conversation]:
     """Training conversations for one shard sample (all on its image), in the premise mode drawn for it.
 
@@ -132,7 +146,20 @@ def build_conversations(
     - ReasonSeg in false-premise mode: the drawn `false_premise_QA` entries with their own answers.
     Denials and corrections carry no [SEG] and no mask. `answer_style` "echo" answers a true short query by naming
     it before its [SEG] (templates.ECHO_ANSWERS). Samples of other datasets draw no mode (no random number used).
+    Every conversation is written in the `conversation` template (`model.read_prompt.TEMPLATES`).
     """
+    template = _template(conversation)
+    convs = _drawn_conversations(sample, rng=rng, num_classes_per_sample=num_classes_per_sample,
+                                 answer_style=answer_style, premises=premises)
+    for conv in convs:
+        conv.template = template
+    return convs
+
+
+def _drawn_conversations(
+    sample: ShardSample, *, rng: random.Random, num_classes_per_sample: int, answer_style: str,
+    premises: PremisePolicy,
+) -> list[Conversation]:
     meta = {"dataset": sample.dataset, "key": sample.key}
     if sample.conversation is not None:
         return [Conversation(turns=vqa_turns(sample), kind="vqa", meta={**meta, "query_type": "vqa"})]

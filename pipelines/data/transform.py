@@ -30,6 +30,8 @@ class ModelInputSpec:
     """SAM input side (1024 for the real presets)."""
     answer_style: str = "plain"
     """How true short queries are answered (model.prompt_format.ANSWER_STYLES): the prompt format's."""
+    conversation: str = "llava_v1"
+    """The conversation template prompts are written in (model.read_prompt.TEMPLATES): the prompt format's."""
 
     def __post_init__(self) -> None:
         for name in ("num_image_tokens", "clip_image_size", "sam_image_size"):
@@ -38,12 +40,18 @@ class ModelInputSpec:
 
     @classmethod
     def from_model(cls, model: Any, prompt_format: PromptFormat | None = None) -> "ModelInputSpec":
-        """The sizes of a `model.read.READ` and the answer style of `prompt_format` (default: plain)."""
+        """The sizes of a `model.read.READ` and the conversation layout of `prompt_format` (default: READ's).
+
+        Raises:
+            ValueError: `prompt_format.image_tokens` is set and differs from the model's image-token count.
+        """
+        fmt = prompt_format or PromptFormat()
         return cls(
-            num_image_tokens=int(model.num_image_tokens),
+            num_image_tokens=fmt.num_image_tokens(int(model.num_image_tokens)),
             clip_image_size=int(model.clip_image_size),
             sam_image_size=int(model.sam_image_size),
-            answer_style=(prompt_format or PromptFormat()).answer_style,
+            answer_style=fmt.answer_style,
+            conversation=fmt.conversation,
         )
 
 
@@ -70,7 +78,8 @@ class SampleTransform:
                              f"{sample.width}x{sample.height}")
         sam_image, resized = sam_preprocess(rgb, self.spec.sam_image_size)
         convs = build_conversations(sample, rng=rng, num_classes_per_sample=self.num_classes_per_sample,
-                                    answer_style=self.spec.answer_style, premises=self.premises)
+                                    answer_style=self.spec.answer_style, conversation=self.spec.conversation,
+                                    premises=self.premises)
         ids_list, labels_list, masks_list = [], [], []
         for conv in convs:
             prompt = conv.prompt

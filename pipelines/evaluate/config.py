@@ -91,7 +91,8 @@ class EvaluateConfig:
     """Model preset and weights; an export's preset must equal model.preset. With an export `checkpoint`, the
     preset and runtime settings (SasP, [SEG] position, dtype) default to the export's (`export_model_defaults`)."""
     prompt_format: PromptFormat = field(default_factory=PromptFormat)
-    """How the model was trained to answer (answer style); defaults to the checkpoint's prompt_format.json."""
+    """How the model was trained to talk (answer style, conversation template, image tokens); defaults to the
+    checkpoint's prompt_format.json."""
     data: list[str] = MISSING
     """Shard folders (searched recursively for *.tar) or .tar files, e.g. [runs/shards/refcoco/val]."""
     out: str = MISSING

@@ -68,6 +68,7 @@ class Evaluator:
         self.mode_of = mode_of
         self.protocol = protocol or load_protocol("clean")
         self.prompt_format = prompt_format or PromptFormat()
+        self.num_image_tokens = self.prompt_format.num_image_tokens(int(model.num_image_tokens))
         self.max_new_tokens = max_new_tokens
         self.max_queries_per_forward = max_queries_per_forward
         self.device = torch.device(device)
@@ -115,13 +116,13 @@ class Evaluator:
 
     def _prompt(self, p: ProtocolPrompt, *, generate: bool) -> str:
         """The conversation text of one query in the checkpoint's format (READ layout: `<im_start>` wrapping)."""
-        system = self.protocol.generate_system if generate else self.protocol.teacher_forced_system
+        system = self.protocol.system(generate=generate, model_conversation=self.prompt_format.conversation)
         if isinstance(self.tokenizer, ReadPromptFormat):
             return self.tokenizer.build_prompt(system, [(p.question, p.answer)])
         return TEMPLATES[system].render([(p.question, p.answer)])
 
     def _ids(self, text: str) -> torch.Tensor:
-        return prompt_ids(text, self.tokenizer, self.model.num_image_tokens)
+        return prompt_ids(text, self.tokenizer, self.num_image_tokens)
 
     @torch.no_grad()
     def _teacher_forced(

@@ -20,6 +20,8 @@ from schemas.sample import Query, ShardSample
 
 PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "configs" / "protocols"
 READ_TEMPLATES = PROTOCOL_DIR / "read_templates.json"
+MODEL_SYSTEM = "model"
+"""A protocol's system setting meaning "the conversation template of the checkpoint's prompt format"."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,9 +30,10 @@ class EvalProtocol:
 
     name: str
     teacher_forced_system: str = "llava_v1"
-    """Conversation template of teacher-forced prompts: llava_v1 | vicuna_v1."""
+    """Conversation template of teacher-forced prompts: llava_v1 | vicuna_v1 | model (the checkpoint's prompt
+    format, `prompt_format.conversation`)."""
     generate_system: str = "llava_v1"
-    """Conversation template of generation prompts."""
+    """Conversation template of generation prompts (same choices)."""
     reasonseg_texts: str = "all"
     """ReasonSeg: all (every text entry) | first (text[0] only, as READ's validation)."""
     refer_templates: str = "fixed"
@@ -50,11 +53,18 @@ class EvalProtocol:
     `template_choices_file` (JSON, relative to the YAML's folder)."""
 
     def __post_init__(self) -> None:
-        for key, allowed in (("teacher_forced_system", tuple(TEMPLATES)), ("generate_system", tuple(TEMPLATES)),
+        systems = (*TEMPLATES, MODEL_SYSTEM)
+        for key, allowed in (("teacher_forced_system", systems), ("generate_system", systems),
                              ("reasonseg_texts", ("all", "first")), ("refer_templates", ("fixed", "read")),
                              ("generate_question", ("fixed", "read")), ("generation_padding", ("none", "read"))):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"protocol {self.name}: {key} must be one of {allowed}, got {getattr(self, key)!r}")
+
+    def system(self, *, generate: bool, model_conversation: str) -> str:
+        """The conversation template of a generation or teacher-forced prompt, for a model whose prompt format
+        writes `model_conversation`."""
+        system = self.generate_system if generate else self.teacher_forced_system
+        return model_conversation if system == MODEL_SYSTEM else system
 
 
 def load_protocol(name_or_path: str) -> EvalProtocol:

@@ -27,8 +27,8 @@ class PredictConfig:
     """Model settings; `model.clip_path` / `model.sam_arch` for release folders, `model.dtype`, `model.numerics`
     (release folders default to `read`)."""
     prompt_format: PromptFormat = field(default_factory=PromptFormat)
-    """How the model was trained to answer (answer style) when `query` builds the conversation; defaults to the
-    checkpoint's prompt_format.json."""
+    """How the model was trained to talk (answer style and conversation template of a prompt built from `query`,
+    image tokens); defaults to the checkpoint's prompt_format.json."""
     image: str = ""
     """One image file (any format PIL reads; EXIF orientation applied). Unused with `inputs`."""
     query: str = ""

@@ -37,7 +37,7 @@ class PredictWorker:
         model, tokenizer = load_predict_model(cfg, device=device)
         self.cfg = cfg
         self.predictor = Predictor(model, tokenizer, max_new_tokens=cfg.max_new_tokens, device=device,
-                                   answer_style=cfg.prompt_format.answer_style)
+                                   prompt_format=cfg.prompt_format)
 
     def ready(self) -> bool:
         return True

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from model.build import build_read
+from model.prompt_format import PromptFormat
 from pipelines import storage
 from pipelines.data.image import decode_rgb, model_image
 from pipelines.predict.config import PredictConfig
@@ -54,13 +55,15 @@ class Predictor:
     Args:
         model: a `model.read.READ` (eval mode). tokenizer: its tokenizer (`ReadPromptFormat` for release folders).
         max_new_tokens: generation budget. device: where the model lives.
-        answer_style: how the model was trained to answer (`model.prompt_format`), for prompts built from a query.
+        prompt_format: how the model was trained to talk (`model.prompt_format`; default READ's): the answer style
+            and conversation template of prompts built from a query, and the image-token count.
     """
 
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 512,
-                 device: str | torch.device = "cpu", answer_style: str = "plain") -> None:
+                 device: str | torch.device = "cpu", prompt_format: PromptFormat | None = None) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.answer_style = answer_style
+        self.prompt_format = prompt_format or PromptFormat()
+        self.num_image_tokens = self.prompt_format.num_image_tokens(int(model.num_image_tokens))
         self.max_new_tokens = max_new_tokens
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
@@ -68,8 +71,8 @@ class Predictor:
     def prompt_length(self, request: PredictRequest) -> int:
         """Tokens of the request's prompt with its image expanded (0 when the prompt cannot be built)."""
         try:
-            text = prompt_text(request, self.tokenizer, answer_style=self.answer_style)
-            return len(prompt_ids(text, self.tokenizer, self.model.num_image_tokens))
+            text = prompt_text(request, self.tokenizer, self.prompt_format)
+            return len(prompt_ids(text, self.tokenizer, self.num_image_tokens))
         except ValueError:
             return 0
 
@@ -97,8 +100,8 @@ class Predictor:
         except (OSError, ValueError) as err:
             return Prediction(request=request, error=f"image {request.image}: {err}")
         try:
-            text = prompt_text(request, self.tokenizer, answer_style=self.answer_style)
-            ids_T = prompt_ids(text, self.tokenizer, self.model.num_image_tokens)
+            text = prompt_text(request, self.tokenizer, self.prompt_format)
+            ids_T = prompt_ids(text, self.tokenizer, self.num_image_tokens)
             if left_pad:
                 ids_T = torch.cat([ids_T.new_full((left_pad,), int(self.tokenizer.pad_token_id)), ids_T])
             out = self._run(request.mode, rgb_HW3, ids_T)

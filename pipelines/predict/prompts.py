@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from model.prompt_format import PromptFormat
 from model.read_prompt import IMAGE_TOKEN, ReadPromptFormat, expand_image_tokens
 from model.read_release import expand_read_ids
 from pipelines.data import templates
@@ -35,8 +36,9 @@ def is_sentence(query: str) -> bool:
     return query.rstrip().endswith(SENTENCE_ENDINGS)
 
 
-def prompt_text(request: PredictRequest, tokenizer: Any, *, answer_style: str = "plain") -> str:
-    """The conversation text fed for `request` (its `prompt`, or one built from its `query`)."""
+def prompt_text(request: PredictRequest, tokenizer: Any, prompt_format: PromptFormat | None = None) -> str:
+    """The conversation text fed for `request` (its `prompt`, or one built from its `query`: READ's prompts for a
+    release folder, else the fixed evaluation prompts in `prompt_format`, default READ's)."""
     segment = request.mode == "segment"
     if isinstance(tokenizer, ReadPromptFormat):
         if request.prompt:
@@ -51,8 +53,9 @@ def prompt_text(request: PredictRequest, tokenizer: Any, *, answer_style: str = 
     elif request.prompt:
         text = request.prompt
     else:
+        fmt = prompt_format or PromptFormat()
         text = eval_prompt(request.query, is_sentence=is_sentence(request.query), with_answer=segment,
-                           answer_style=answer_style)
+                           answer_style=fmt.answer_style, conversation=fmt.conversation)
     _check(text, request, tokenizer)
     return text
 

@@ -95,8 +95,8 @@ class TrainConfig:
     model: ReadModelConfig = field(default_factory=ReadModelConfig)
     """The READ model (preset, weights, SasP, loss weights)."""
     prompt_format: PromptFormat = field(default_factory=PromptFormat)
-    """How conversations are written (answer style); saved with the export. Defaults to the prompt format of the
-    export named by model.read_checkpoint."""
+    """How conversations are written (answer style, conversation template, image tokens); saved with the export.
+    Defaults to the prompt format of the export named by model.read_checkpoint."""
     data: DataConfig = field(default_factory=DataConfig)
     """The streaming loader (dataset mix, shards, batching)."""
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
