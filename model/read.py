@@ -20,6 +20,7 @@ from model.projector import SegPromptProjector
 from model.sam import decode_masks, embed_points
 from model.sasp import similarity_to_points, to_sam_frame
 from model.sasp_read import read_similarity_to_points
+from model.shared_prefix import plan_shared_prefix
 
 
 @dataclass
@@ -297,9 +298,9 @@ class READ(nn.Module):
         max_new_tokens: int = 32,
     ) -> list[GenerateOutput]:
         """`generate` for C prompts at once: greedy with a KV cache, left padding masked (position ids count real
-        tokens only, so each row computes what it computes alone), each row stopping at its own `</s>`; then SAM
-        once per image for all its [SEG]s. With `cfg.numerics == "read"` the rows run one at a time through
-        `generate` (READ re-encodes every step).
+        tokens only, so each row computes what it computes alone), the prefix an image's rows share prefilled once
+        (`_prefill`), each row stopping at its own `</s>`; then SAM once per image for all its [SEG]s. With
+        `cfg.numerics == "read"` the rows run one at a time through `generate` (READ re-encodes every step).
 
         Args:
             clip_images: (I, 3, c, c). sam_images: (I, 3, s, s). resized_sizes / original_sizes: per image.
@@ -333,26 +334,23 @@ class READ(nn.Module):
         lm = self.llava.model.language_model
         embed = lm.get_input_embeddings()
         eos = self.tokenizer.eos_token_id
-        mask_CT = attention_mask.long()
-        position_CT = (mask_CT.cumsum(-1) - 1).clamp_min(0)
         cache = DynamicCache(config=lm.config)
-        inputs_CTD = self.embed_inputs(clip_images=clip_images, image_index=image_index, input_ids=input_ids)
-        steps = [lm(inputs_embeds=inputs_CTD, attention_mask=mask_CT, position_ids=position_CT,
-                    past_key_values=cache, use_cache=True).last_hidden_state]
+        prompt_CTD, mask_CT, next_pos_C1 = self._prefill(cache, clip_images, image_index, input_ids, attention_mask)
+        steps = [prompt_CTD]
         C = input_ids.shape[0]
         rows: list[list[int]] = [[] for _ in range(C)]
         ended = [False] * C
         done = [False] * C
-        next_pos_C1 = position_CT[:, -1:] + 1
         for step in range(max_new_tokens):
             logits_CV = self.llava.lm_head(steps[-1][:, -1])
             logits_CV[:, self.image_token_id] = float("-inf")
             next_C = logits_CV.argmax(-1)
+            tokens = next_C.tolist()  # one device sync per step
             appended = [False] * C
             for c in range(C):
                 if done[c]:
                     continue
-                token = int(next_C[c])
+                token = tokens[c]
                 if token == eos:
                     done[c] = ended[c] = True
                 else:
@@ -372,6 +370,38 @@ class READ(nn.Module):
             steps.append(out.last_hidden_state)
             next_pos_C1 = next_pos_C1 + 1
         return rows, ended, steps
+
+    def _prefill(self, cache: DynamicCache, clip_images: torch.Tensor, image_index: torch.Tensor,
+                 input_ids: torch.Tensor, attention_mask: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The left-padded prompts (C, T) through the LLM into `cache`: (their last-layer states (C, T, D), the
+        attention mask over the cache (C, K), the position of each row's next token (C, 1)).
+
+        When an image has several rows, their shared prefix (system text and image tokens) runs once per image and
+        its cache is copied to the rows, which then prefill only their suffixes (`model.shared_prefix`); positions
+        count real tokens only, so each row computes what it computes alone."""
+        lm = self.llava.model.language_model
+        pad = self.tokenizer.pad_token_id
+        plan = plan_shared_prefix(input_ids, attention_mask, image_index, image_token_id=self.image_token_id,
+                                  pad_id=int(self.tokenizer.eos_token_id if pad is None else pad))
+        if plan is None:
+            mask_CT = attention_mask.long()
+            position_CT = (mask_CT.cumsum(-1) - 1).clamp_min(0)
+            inputs_CTD = self.embed_inputs(clip_images=clip_images, image_index=image_index, input_ids=input_ids)
+            hidden_CTD = lm(inputs_embeds=inputs_CTD, attention_mask=mask_CT, position_ids=position_CT,
+                            past_key_values=cache, use_cache=True).last_hidden_state
+            return hidden_CTD, mask_CT, position_CT[:, -1:] + 1
+        prefix_pos_GL = (plan.prefix_mask.cumsum(-1) - 1).clamp_min(0)
+        inputs_GLD = self.embed_inputs(clip_images=clip_images, image_index=plan.group_image,
+                                       input_ids=plan.prefix_ids)
+        prefix_GLD = lm(inputs_embeds=inputs_GLD, attention_mask=plan.prefix_mask, position_ids=prefix_pos_GL,
+                        past_key_values=cache, use_cache=True).last_hidden_state
+        cache.batch_select_indices(plan.row_group)
+        mask_CK = torch.cat([plan.prefix_mask[plan.row_group], plan.suffix_mask], 1)
+        suffix_pos_CS = plan.prefix_len[plan.row_group, None] + (plan.suffix_mask.cumsum(-1) - 1).clamp_min(0)
+        suffix_CSD = lm(inputs_embeds=lm.get_input_embeddings()(plan.suffix_ids), attention_mask=mask_CK,
+                        position_ids=suffix_pos_CS, past_key_values=cache, use_cache=True).last_hidden_state
+        return plan.prompt_states(prefix_GLD, suffix_CSD, attention_mask), mask_CK, suffix_pos_CS[:, -1:] + 1
 
     def _unpad_rows(self, steps: list[torch.Tensor], input_ids: torch.Tensor, attention_mask: torch.Tensor,
                     rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
