@@ -15,7 +15,7 @@ import json
 import pathlib
 from dataclasses import dataclass
 
-from model.read_prompt import TEMPLATES
+from model.read_prompt import conversation_template
 
 PROMPT_FORMAT_FILE = "prompt_format.json"
 ANSWER_STYLES = ("plain", "echo")
@@ -42,9 +42,7 @@ class PromptFormat:
     def __post_init__(self) -> None:
         if self.answer_style not in ANSWER_STYLES:
             raise ValueError(f"prompt_format.answer_style must be one of {ANSWER_STYLES}, got {self.answer_style!r}")
-        if self.conversation not in TEMPLATES:
-            raise ValueError(f"prompt_format.conversation must be one of {tuple(TEMPLATES)}, got "
-                             f"{self.conversation!r}")
+        conversation_template(self.conversation, key="prompt_format.conversation")
         if self.image_tokens < 0:
             raise ValueError(f"prompt_format.image_tokens must be >= 0 (0: the model's count), got "
                              f"{self.image_tokens}")

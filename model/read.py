@@ -381,9 +381,8 @@ class READ(nn.Module):
         its cache is copied to the rows, which then prefill only their suffixes (`model.shared_prefix`); positions
         count real tokens only, so each row computes what it computes alone."""
         lm = self.llava.model.language_model
-        pad = self.tokenizer.pad_token_id
         plan = plan_shared_prefix(input_ids, attention_mask, image_index, image_token_id=self.image_token_id,
-                                  pad_id=int(self.tokenizer.eos_token_id if pad is None else pad))
+                                  pad_id=self._pad_id())
         if plan is None:
             mask_CT = attention_mask.long()
             position_CT = (mask_CT.cumsum(-1) - 1).clamp_min(0)
@@ -409,8 +408,7 @@ class READ(nn.Module):
         padding ids are the pad token: never [SEG], never an image token)."""
         hidden_CSD = torch.cat(steps, 1)
         T = input_ids.shape[1]
-        pad = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
-                  else self.tokenizer.eos_token_id)
+        pad = self._pad_id()
         seqs, states = [], []
         for c, generated in enumerate(rows):
             keep = attention_mask[c].bool()
@@ -426,6 +424,11 @@ class READ(nn.Module):
             all_ids[c, : len(ids)] = ids
             hidden_out[c, : len(hidden)] = hidden
         return hidden_out, all_ids
+
+    def _pad_id(self) -> int:
+        """The id that pads rows: the tokenizer's pad token, else its eos."""
+        pad = self.tokenizer.pad_token_id
+        return int(self.tokenizer.eos_token_id if pad is None else pad)
 
     def _next_token(self, hidden_D: torch.Tensor) -> int:
         """Greedy next id from a last-position state; the `<image>` placeholder is never chosen."""

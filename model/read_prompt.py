@@ -95,6 +95,13 @@ VICUNA_V1 = ConversationTemplate(
 TEMPLATES = {t.name: t for t in (LLAVA_V1, VICUNA_V1)}
 
 
+def conversation_template(name: str, *, key: str = "conversation") -> ConversationTemplate:
+    """The template called `name` (`TEMPLATES`); ValueError naming `key` and the choices for any other name."""
+    if name not in TEMPLATES:
+        raise ValueError(f"{key} must be one of {tuple(TEMPLATES)}, got {name!r}")
+    return TEMPLATES[name]
+
+
 def expand_image_tokens(text: str) -> str:
     """READ's `replace_image_tokens` (mm_use_im_start_end): every "<image>" -> "<im_start><image><im_end>"."""
     return text.replace(IMAGE_TOKEN, IM_START_TOKEN + IMAGE_TOKEN + IM_END_TOKEN)

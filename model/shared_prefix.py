@@ -56,13 +56,13 @@ def plan_shared_prefix(input_ids_CT: torch.Tensor, attention_mask_CT: torch.Tens
     An image's prefix is the longest run of real tokens its rows all start with, less one when a row is nothing but
     that run, so that every row keeps a suffix to predict its first token from.
     """
-    rows = [ids[mask.bool()] for ids, mask in zip(input_ids_CT, attention_mask_CT)]
     images = image_index_C.tolist()
     groups: dict[int, list[int]] = {}
     for c, image in enumerate(images):
         groups.setdefault(image, []).append(c)
-    if len(groups) == len(rows):
+    if len(groups) == len(images):
         return None
+    rows = [ids[mask.bool()] for ids, mask in zip(input_ids_CT, attention_mask_CT)]
     lengths = []
     for members in groups.values():
         shortest = min(len(rows[c]) for c in members)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from model.prompt_format import ANSWER_STYLES
-from model.read_prompt import LLAVA_V1, TEMPLATES, ConversationTemplate
+from model.read_prompt import LLAVA_V1, ConversationTemplate, conversation_template
 from pipelines.data import templates
 from pipelines.data.premises import PremisePolicy
 from pipelines.sources import SEMSEG_DATASETS
@@ -103,7 +103,7 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
         conversation: the conversation template the model was trained with (`model.read_prompt.TEMPLATES`).
     """
     question = eval_question(text, is_sentence=is_sentence)
-    template = _template(conversation)
+    template = conversation_template(conversation)
     if not with_answer:
         return build_prompt([(question, None)], template=template)
     _check_answer_style(answer_style)
@@ -111,12 +111,6 @@ def eval_prompt(text: str, *, is_sentence: bool, with_answer: bool, answer_style
     named = templates.as_prompted(text, is_sentence=is_sentence)
     answer = templates.EVAL_ECHO_ANSWER.format(class_name=named) if echo else templates.EVAL_ANSWER
     return build_prompt([(question, answer)], template=template)
-
-
-def _template(conversation: str) -> ConversationTemplate:
-    if conversation not in TEMPLATES:
-        raise ValueError(f"conversation must be one of {tuple(TEMPLATES)}, got {conversation!r}")
-    return TEMPLATES[conversation]
 
 
 def _check_answer_style(answer_style: str) -> None:
@@ -148,7 +142,7 @@ def build_conversations(
     it before its [SEG] (templates.ECHO_ANSWERS). Samples of other datasets draw no mode (no random number used).
     Every conversation is written in the `conversation` template (`model.read_prompt.TEMPLATES`).
     """
-    template = _template(conversation)
+    template = conversation_template(conversation)
     convs = _drawn_conversations(sample, rng=rng, num_classes_per_sample=num_classes_per_sample,
                                  answer_style=answer_style, premises=premises)
     for conv in convs:
